@@ -1,0 +1,50 @@
+# mr1 — every target installs what it needs first (`setup` is idempotent and fast when done).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install -q -c constraints.txt
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup setup-bench test test-fast test-slow reproduce figures bench lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -e ".[dev]"
+	touch $@
+
+setup-bench: $(VENV)/.installed-bench
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP) -e ".[dev,bench]"
+	touch $@
+
+# All tests: the fast suite, then the slow end-to-end suites. pytest exits 5 when it
+# collects nothing, which fails the target like any other failure.
+test: setup
+	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m slow -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow -q
+
+reproduce: setup
+	$(BIN)/mr1 reproduce all --profile tiny
+
+figures: setup
+	$(BIN)/mr1 figures
+
+bench: setup-bench
+	$(BIN)/mr1 bench grpo --profile tiny
+
+lint: setup
+	$(BIN)/ruff check mr1cli tests
+	$(BIN)/ruff format --check mr1cli tests
+
+clean:
+	rm -rf $(VENV) .mr1-cache .pytest_cache .hypothesis

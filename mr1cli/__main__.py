@@ -1,0 +1,3 @@
+from mr1cli.cli import main
+
+main()

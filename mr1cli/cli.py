@@ -1,0 +1,256 @@
+"""The `mr1` command line: parse, build the config, call one function. Nothing else lives here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mr1cli.errors import Mr1Error, NotAvailableYet
+
+ClickException = typer.BadParameter.__mro__[2]  # typer vendors click; this is its ClickException
+console = Console(stderr=True)
+app = typer.Typer(
+    name="mr1",
+    help="Reproduce and extend OThink-MR1: GRPO / GRPO-D reinforcement learning for vision-language models.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(
+    help="Build synthetic datasets, validate real ones, look at examples.", no_args_is_help=True
+)
+bench_app = typer.Typer(
+    help="Measure speed against a reference trainer (TRL's GRPOTrainer).", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="config overrides as key=value, e.g. rl.beta=0.02 reward.weights.format=0"),
+]
+Profile = Annotated[str, typer.Option(help="tiny (embedded, CPU, offline) or paper (Qwen2-VL-2B, real data)")]
+Task = Annotated[str, typer.Option(help="counting or geometry")]
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "    mr1 train --method grpo-d --task counting\n\n"
+    "    mr1 train --method grpo --task geometry rl.beta=0.02 reward.weights.format=0\n\n"
+    "    accelerate launch --config_file experiments/accelerate/8gpu.yaml -m mr1cli train "
+    "--method grpo-d --task geometry --profile paper\n\n"
+    "    mr1 train --method sft --task counting --resume --output results/runs/my-sft"
+)
+def train(
+    method: Annotated[str, typer.Option(help="sft, grpo (constant β) or grpo-d (the paper's dynamic β)")],
+    task: Task,
+    profile: Profile = "tiny",
+    model: Annotated[
+        str | None, typer.Option(help="hub id or local checkpoint folder (overrides model.name_or_path)")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file of config keys layered over the profile")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="run directory (default: results/runs/<method>-<task>-<config hash>)")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="continue the run in the output directory from its last checkpoint")
+    ] = False,
+    show_config: Annotated[bool, typer.Option(help="print the resolved config and exit")] = False,
+    overrides: Overrides = None,
+) -> None:
+    """Fine-tune a model with SFT, GRPO or GRPO-D on one task."""
+    from mr1cli.config import load_config
+
+    extra = [f"model.name_or_path={model}"] if model else []
+    cfg = load_config(
+        method=method, task=task, profile=profile, config_file=config, overrides=[*extra, *(overrides or [])]
+    )
+    if show_config:
+        import yaml
+
+        typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return
+    from mr1cli.trainers import run_training
+
+    run_training(cfg, output_dir=output, resume=resume)
+
+
+@app.command(
+    name="eval",
+    epilog="Examples:\n\n"
+    "    mr1 eval --checkpoint results/runs/grpo-d-counting-1a2b3c4d5e6f/final --task counting\n\n"
+    "    mr1 eval --checkpoint Qwen/Qwen2-VL-2B-Instruct --task geometry --profile paper --limit 100\n\n"
+    "    mr1 eval --rescore logs/geoqa_test_outputs.json --task geometry --scoring strict",
+)
+def evaluate(
+    task: Task,
+    checkpoint: Annotated[str | None, typer.Option(help="checkpoint folder, run directory or hub id")] = None,
+    profile: Profile = "tiny",
+    split: Annotated[
+        str, typer.Option(help="which data set of the profile to evaluate on: test or train")
+    ] = "test",
+    limit: Annotated[int, typer.Option(help="evaluate on the first N examples (0 = all)")] = 0,
+    output: Annotated[Path | None, typer.Option(help="folder for predictions.jsonl and metrics.json")] = None,
+    rescore: Annotated[
+        Path | None, typer.Option(help="re-score saved completions (jsonl or json list) without a model")
+    ] = None,
+    scoring: Annotated[
+        str | None, typer.Option(help="headline scoring mode: r1v or strict (both are always saved)")
+    ] = None,
+    overrides: Overrides = None,
+) -> None:
+    """Evaluate a checkpoint on a test set, or re-score saved completions."""
+    raise NotAvailableYet(
+        "`mr1 eval` is not available yet: evaluation arrives with the models/SFT/eval work (issue 4)"
+    )
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "    mr1 reproduce all                       # the embedded tiny profile, CPU, offline\n\n"
+    "    mr1 reproduce exp1-format-reward --seeds 3\n\n"
+    "    mr1 reproduce exp3-same-task --profile paper"
+)
+def reproduce(
+    experiment: Annotated[
+        str, typer.Argument(help="exp1-format-reward, exp2-cross-task, exp3-same-task or all")
+    ],
+    profile: Profile = "tiny",
+    seeds: Annotated[
+        int, typer.Option(help="number of seeds per configuration (0 = the profile's default)")
+    ] = 0,
+    dry_run: Annotated[
+        bool, typer.Option(help="show the planned grid and what is already done, run nothing")
+    ] = False,
+) -> None:
+    """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
+    raise NotAvailableYet(
+        "`mr1 reproduce` is not available yet: it arrives with the experiments work (issue 6)"
+    )
+
+
+@app.command(epilog="Example:\n\n    mr1 figures --results results")
+def figures(
+    results: Annotated[Path, typer.Option(help="results folder written by `mr1 reproduce`")] = Path(
+        "results"
+    ),
+) -> None:
+    """Redraw every table and figure from saved results only (no training)."""
+    raise NotAvailableYet(
+        "`mr1 figures` is not available yet: it arrives with the experiments work (issue 6)"
+    )
+
+
+@data_app.command(
+    "make",
+    epilog="Example:\n\n    mr1 data make --task counting --split test --n 200 --out data/synthetic/counting-test",
+)
+def data_make(
+    task: Task,
+    split: Annotated[str, typer.Option(help="train, warmup (the tiny base's warm-up set) or test (shifted)")],
+    n: Annotated[int, typer.Option(help="number of examples")],
+    out: Annotated[Path, typer.Option(help="output folder (refused if it holds a different dataset)")],
+    seed: Annotated[int, typer.Option(help="generator seed; the same seed gives byte-identical files")] = 0,
+    image_size: Annotated[int, typer.Option(help="image side in pixels")] = 112,
+) -> None:
+    """Generate a synthetic dataset in the public R1-V schema."""
+    from mr1cli.data.commands import make_dataset
+
+    make_dataset(task=task, split=split, n=n, out=out, seed=seed, image_size=image_size)
+
+
+@data_app.command(
+    "check",
+    epilog="Examples:\n\n"
+    "    mr1 data check data/superclevr/superclevr_test200_counting_problems.jsonl --task counting "
+    "--image-root data/superclevr\n\n"
+    "    mr1 data check leonardPKU/GEOQA_R1V_Train_8K --task geometry --skip-bad",
+)
+def data_check(
+    source: Annotated[str, typer.Argument(help="local path, HF dataset id, or synthetic:<task>-<split>-<n>")],
+    task: Task,
+    image_root: Annotated[
+        Path | None, typer.Option(help="folder that image paths are resolved under")
+    ] = None,
+    skip_bad: Annotated[bool, typer.Option(help="count bad rows instead of stopping at the first")] = False,
+) -> None:
+    """Validate a dataset: every row, every image; print counts, answers and examples."""
+    from mr1cli.data.commands import check_dataset
+
+    check_dataset(source, task=task, image_root=image_root, skip_bad=skip_bad)
+
+
+@data_app.command(
+    "show",
+    epilog="Example:\n\n    mr1 data show synthetic:geometry-test-200 --task geometry --out geometry.png",
+)
+def data_show(
+    source: Annotated[str, typer.Argument(help="local path, HF dataset id, or synthetic:<task>-<split>-<n>")],
+    task: Task,
+    out: Annotated[Path, typer.Option(help="PNG contact sheet to write")] = Path("contact_sheet.png"),
+    n: Annotated[int, typer.Option(help="examples to show")] = 16,
+    image_root: Annotated[
+        Path | None, typer.Option(help="folder that image paths are resolved under")
+    ] = None,
+) -> None:
+    """Write a contact sheet of examples with their questions and answers."""
+    from mr1cli.data.commands import show_dataset
+
+    show_dataset(source, task=task, out=out, n=n, image_root=image_root)
+
+
+@bench_app.command(
+    "grpo",
+    epilog="Examples:\n\n    mr1 bench grpo --profile tiny\n\n    mr1 bench grpo --profile paper-shaped --steps 10",
+)
+def bench_grpo(
+    profile: Annotated[
+        str, typer.Option(help="tiny (CPU) or paper-shaped (Qwen2-VL-2B architecture, GPU)")
+    ] = "tiny",
+    steps: Annotated[int, typer.Option(help="measured steps per trainer (after warm-up)")] = 5,
+) -> None:
+    """Time one GRPO-D step of mr1 against TRL's GRPOTrainer on identical work."""
+    raise NotAvailableYet(
+        "`mr1 bench grpo` is not available yet: it arrives with the benchmark work (issue 7)"
+    )
+
+
+@bench_app.command("eval", epilog="Example:\n\n    mr1 bench eval --profile tiny")
+def bench_eval(
+    profile: Annotated[str, typer.Option(help="tiny or paper-shaped")] = "tiny",
+) -> None:
+    """Measure evaluation throughput (examples per second)."""
+    raise NotAvailableYet(
+        "`mr1 bench eval` is not available yet: it arrives with the benchmark work (issue 7)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except Mr1Error as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        return 130
+    except ClickException as error:  # usage errors: unknown option, missing argument
+        error.show()
+        return error.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

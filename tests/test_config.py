@@ -1,0 +1,103 @@
+"""Config layering, overrides, type checks and run fingerprints."""
+
+import pytest
+
+from mr1cli.config import config_from_dict, describe_fields, load_config, parse_override
+from mr1cli.errors import ConfigError
+
+
+def test_profile_layers_task_and_method():
+    cfg = load_config(method="grpo-d", task="geometry", profile="paper")
+    assert cfg.model.name_or_path == "Qwen/Qwen2-VL-2B-Instruct"
+    assert (cfg.rl.beta_min, cfg.rl.beta_max, cfg.rl.num_generations) == (0.0, 0.02, 8)
+    assert cfg.kl_schedule_name() == "dynamic"
+    sft = load_config(method="sft", task="counting", profile="paper")
+    assert sft.train.learning_rate == 1e-5 and sft.data.train_limit == 100
+    assert load_config(method="grpo", task="counting", profile="paper").kl_schedule()(5, 10) == 0.04
+
+
+def test_config_file_then_overrides_win(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("rl:\n  beta: 0.03\n  temperature: 0.9\nreward:\n  weights: {format: 0.25}\n")
+    cfg = load_config(method="grpo", task="counting", config_file=path, overrides=["rl.beta=0.05"])
+    assert cfg.rl.beta == 0.05 and cfg.rl.temperature == 0.9
+    assert cfg.reward.weights == {"accuracy": 1.0, "format": 0.25}
+
+
+def test_kl_schedule_override_for_ablations():
+    cfg = load_config(method="grpo", task="counting", overrides=["rl.kl_schedule=cosine", "rl.beta_min=0.01"])
+    assert cfg.kl_schedule_name() == "cosine"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rl.betta=1", "unknown config key 'rl.betta' (did you mean 'rl.beta'?)"),
+        ("rl.beta=abc", "rl.beta: expected a number"),
+        ("train.seed=1.5", "train.seed: expected an integer"),
+        ("model.freeze_vision=maybe", "model.freeze_vision: expected true or false"),
+        ("rl.num_generations=1", "num_generations"),
+        ("rl.beta=-0.1", "rl.beta must be >= 0"),
+        ("rl.temperature=0", "rl.temperature must be > 0"),
+        ("reward.weights.style=1", "unknown reward 'style'"),
+        ("rl.kl_schedule=dynamc", "did you mean 'dynamic'"),
+        ("eval.scoring=loose", "eval.scoring must be one of"),
+        ("nonsense", "key=value"),
+        ("model=3", "expected a section"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(method="grpo", task="counting", overrides=[override])
+    assert message in str(error.value)
+
+
+def test_unknown_method_task_profile():
+    for kwargs, message in [
+        ({"method": "grpo_d", "task": "counting"}, "did you mean 'grpo-d'"),
+        ({"method": "grpo", "task": "count"}, "unknown task"),
+        ({"method": "grpo", "task": "counting", "profile": "tiy"}, "did you mean 'tiny'"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(**kwargs)
+
+
+def test_bad_config_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rl: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(method="grpo", task="counting", config_file=bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(method="grpo", task="counting", config_file=tmp_path / "missing.yaml")
+
+
+def test_fingerprint_tracks_results_not_logging():
+    base = load_config(method="grpo", task="counting")
+    assert base.fingerprint() == load_config(method="grpo", task="counting").fingerprint()
+    assert (
+        base.fingerprint()
+        != load_config(method="grpo", task="counting", overrides=["rl.beta=0.05"]).fingerprint()
+    )
+    assert (
+        base.fingerprint()
+        == load_config(method="grpo", task="counting", overrides=["train.log_every=5"]).fingerprint()
+    )
+    assert base.run_name().startswith("grpo-counting-")
+
+
+def test_round_trip_through_dict():
+    cfg = load_config(method="grpo-d", task="geometry", overrides=["reward.weights.format=0"])
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_every_field_has_help():
+    rows = describe_fields()
+    assert len(rows) > 40
+    assert all(help_text for _, _, help_text in rows)
+
+
+def test_parse_override_types():
+    assert parse_override("a.b=true") == {"a": {"b": True}}
+    assert parse_override("model.name_or_path=Qwen/Qwen2-VL-2B-Instruct") == {
+        "model": {"name_or_path": "Qwen/Qwen2-VL-2B-Instruct"}
+    }
