@@ -107,8 +107,18 @@ def evaluate(
     overrides: Overrides = None,
 ) -> None:
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
-    raise NotAvailableYet(
-        "`mr1 eval` is not available yet: evaluation arrives with the models/SFT/eval work (issue 4)"
+    from mr1cli.eval_command import run_eval_command
+
+    run_eval_command(
+        task=task,
+        checkpoint=checkpoint,
+        profile=profile,
+        split=split,
+        limit=limit,
+        output=output,
+        rescore=rescore,
+        scoring=scoring,
+        overrides=list(overrides or []),
     )
 
 

@@ -130,6 +130,9 @@ class RLConfig:
     num_generations: int = _f(8, "G: completions sampled per prompt (paper: 8)")
     temperature: float = _f(1.0, "sampling temperature of the rollouts (R1-V: 1.0)")
     top_p: float = _f(1.0, "nucleus sampling of the rollouts")
+    top_k: int = _f(
+        0, "sample only among the k most likely tokens (0 = off; R1-V's TRL-0.14 generation used 50)"
+    )
     max_prompt_length: int = _f(512, "prompts longer than this many tokens are refused")
     max_completion_length: int = _f(512, "new tokens per rollout (paper: 512)")
     kl_schedule: str = _f("", "registered β schedule; empty = the method's (grpo: constant, grpo-d: dynamic)")
@@ -151,6 +154,8 @@ class RLConfig:
             raise ConfigError(
                 f"rl.temperature must be > 0 when sampling G > 1 completions, got {self.temperature}"
             )
+        if self.top_k < 0:
+            raise ConfigError(f"rl.top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"rl.top_p must be in (0, 1], got {self.top_p}")
         if self.max_prompt_length < 1 or self.max_completion_length < 1:
@@ -201,7 +206,15 @@ class SFTConfig:
         "answer: train on '<answer> x </answer>' (the paper's SFT); reasoning: on the data's thinking trace too",
     )
 
+    eval_wording_frac: float = _f(
+        0.0,
+        "fraction of examples shown with the evaluation prompt's wording instead of the training one "
+        "(the tiny base uses 0.5 so it is robust to both, as a pretrained instruct model is)",
+    )
+
     def __post_init__(self) -> None:
+        if not 0.0 <= self.eval_wording_frac <= 1.0:
+            raise ConfigError(f"sft.eval_wording_frac must be in [0, 1], got {self.eval_wording_frac}")
         if self.target not in ("answer", "reasoning"):
             raise ConfigError(f"sft.target must be answer or reasoning, got '{self.target}'")
 
@@ -302,6 +315,11 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if annotation is str:
         if isinstance(value, str):

@@ -96,6 +96,15 @@ def test_every_field_has_help():
     assert all(help_text for _, _, help_text in rows)
 
 
+def test_scientific_notation_without_a_dot_is_a_number():
+    assert (
+        load_config(
+            method="grpo", task="counting", overrides=["train.learning_rate=3e-3"]
+        ).train.learning_rate
+        == 0.003
+    )
+
+
 def test_parse_override_types():
     assert parse_override("a.b=true") == {"a": {"b": True}}
     assert parse_override("model.name_or_path=Qwen/Qwen2-VL-2B-Instruct") == {

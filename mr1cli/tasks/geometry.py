@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 
 from math_verify import parse, verify
 
@@ -17,8 +18,8 @@ from mr1cli.tasks.answer_format import answer_span
 from mr1cli.tasks.base import TASKS, Task, check_mode
 
 _UNIT_SUFFIX = re.compile(r"\s*(?:degrees?|°|cm|mm|dm|km|m|units?)(?:\^\{?[23]\}?|²|³)?\s*$", re.IGNORECASE)
-# We call math-verify without its signal-based timeouts (they fail outside the main thread);
-# it warns about that on every call.
+# Outside the main thread math-verify's signal-based timeouts cannot work, so we turn them off
+# there (see safe_parse); it would warn about that on every call.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 _SQRT = re.compile(r"√\s*\{([^{}]*)\}|√\s*\(([^()]*)\)|√\s*([0-9.]+)")
@@ -43,9 +44,35 @@ def normalize_value(text: str) -> str:
     return value.replace("π", "\\pi ").replace("×", "\\times ").replace("∶", ":").strip()
 
 
+# Expressions whose evaluation never ends inside sympy (a C-level big-integer power cannot be
+# interrupted by math-verify's timeouts): exponents of 3+ digits, towers, big factorials.
+_RUNAWAY = re.compile(r"\^\s*[{(]?\s*[-+]?\d{3,}|\^[^\s^]{0,12}\^|\d{3,}\s*!|\*\*")
+
+
+def defuse(text: str) -> str:
+    """Blank out the pieces of `text` that would make sympy compute astronomically large numbers.
+
+    >>> defuse("x = 25^20000000 so 40°")
+    'x = 25 ?  so 40°'
+    """
+    return _RUNAWAY.sub(" ? ", text)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def safe_parse(text: str) -> list:
+    """math-verify's parse of defused text; with its timeout wherever signals work (main thread)."""
+    return parse(defuse(text), parsing_timeout=5 if _in_main_thread() else None)
+
+
+def safe_verify(gold: list, answer: list) -> bool:
+    return bool(verify(gold, answer, timeout_seconds=5 if _in_main_thread() else None))
+
+
 def _parse_value(text: str) -> list:
-    # parsing_timeout=None: math-verify's timeout uses signals, which fail outside the main thread.
-    return parse(f"${normalize_value(text)}$", parsing_timeout=None)
+    return safe_parse(f"${normalize_value(text)}$")
 
 
 class Geometry(Task):
@@ -88,7 +115,7 @@ class Geometry(Task):
         """
         check_mode(mode)
         if mode == "r1v":
-            parsed = parse(completion, parsing_timeout=None)
+            parsed = safe_parse(completion)
             return str(parsed[-1]) if parsed else None
         return answer_span(completion) or None
 
@@ -96,14 +123,14 @@ class Geometry(Task):
         check_mode(mode)
         if mode == "r1v":
             # R1-V: correct iff parse(output) is non-empty and verify(parse(output), parse(truth)).
-            answer = parse(completion, parsing_timeout=None)
-            gold = parse(truth, parsing_timeout=None)
-            return bool(answer) and float(verify(answer, gold, timeout_seconds=None)) > 0
+            answer = safe_parse(completion)
+            gold = safe_parse(truth)
+            return bool(answer) and safe_verify(answer, gold)
         span = answer_span(completion)
         if not span:
             return False
         answer, gold = _parse_value(span), _parse_value(truth)
-        return bool(answer) and bool(gold) and bool(verify(gold, answer, timeout_seconds=None))
+        return bool(answer) and bool(gold) and safe_verify(gold, answer)
 
 
 TASKS.add("geometry", Geometry())

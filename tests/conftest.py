@@ -1,0 +1,31 @@
+"""Shared fixtures. Tests never touch the network: the hub is offline before anything imports it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+
+TINY_CORPUS = (
+    "How many items are there in the image? There are 3 red cubes, 2 blue spheres and 1 green cylinder.",
+    "How many different items are there in the image? I count the objects one by one: 1, 2, 3, 4, 5.",
+    "As shown in the figure, in triangle ABC, ∠A = 40°, ∠B = 60°, then ∠C is equal to 80°.",
+    "As shown in the figure, AB ∥ CD, the circle ⊙O has radius 5, so the area is 25π and √2 ≈ 1.41.",
+    "Choices: A: 30° B: 45° C: 60° D: 90°. <think> The angles of a triangle sum to 180°. </think>",
+    "<answer> 3 </answer> <answer> 140° </answer> <answer> C </answer>",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly built, untrained tiny Qwen2-VL checkpoint folder (built once per test session)."""
+    from mr1cli.models.tiny import build_tiny_model
+
+    return build_tiny_model(
+        tmp_path_factory.mktemp("models") / "tiny-qwen2-vl", corpus=TINY_CORPUS * 4, seed=0
+    )

@@ -1,0 +1,256 @@
+"""Trainers by behaviour: SFT learns a toy, resume equals no resume, GRPO-D raises reward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mr1cli.config import load_config
+from mr1cli.errors import CheckpointError, TrainingHalted
+from mr1cli.evaluate import evaluate_model
+from mr1cli.models.loading import load_model
+from mr1cli.runs import RunDir
+from mr1cli.trainers import run_training
+from mr1cli.trainers.run import load_examples
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mr1-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MR1_CACHE", str(path))
+        yield path
+
+
+def sft_config(model_dir, *extra):
+    return load_config(
+        method="sft",
+        task="counting",
+        profile="tiny",
+        overrides=[
+            f"model.name_or_path={model_dir}",
+            "data.train=synthetic:counting-warmup-64",
+            "data.test=synthetic:counting-warmup-64",
+            "data.train_limit=0",
+            "train.learning_rate=3e-3",
+            "train.prompts_per_step=16",
+            "train.micro_batch=8",
+            "sft.eval_wording_frac=1.0",
+            *extra,
+        ],
+    )
+
+
+def weights(final_dir):
+    return load_file(str(final_dir / "model.safetensors"))
+
+
+def accuracy(model_dir, cfg):
+    loaded = load_model(str(model_dir), device="cpu")
+    examples = load_examples(cfg, "train")
+    result = evaluate_model(
+        loaded.model,
+        loaded.processor,
+        examples,
+        task_name="counting",
+        scoring="strict",
+        max_new_tokens=12,
+        batch_size=32,
+    )
+    return result.summary["accuracy"]
+
+
+def test_sft_lowers_loss_and_learns_the_answer_format(cache, tiny_model_dir, tmp_path):
+    cfg = sft_config(tiny_model_dir, "train.max_steps=40")
+    final = run_training(cfg, output_dir=tmp_path / "run")
+    rows = RunDir(tmp_path / "run").read_metrics()
+    assert len(rows) == 40
+    assert sum(r["loss"] for r in rows[-5:]) / 5 < 0.5 * sum(r["loss"] for r in rows[:5]) / 5
+    before, after = accuracy(tiny_model_dir, cfg), accuracy(final, cfg)
+    assert before < 10.0 and after > before + 15.0, (before, after)
+
+
+def test_sft_resume_equals_uninterrupted(cache, tiny_model_dir, tmp_path, monkeypatch):
+    cfg = sft_config(tiny_model_dir, "train.max_steps=6", "train.save_every=2")
+    reference = weights(run_training(cfg, output_dir=tmp_path / "a"))
+
+    from mr1cli.trainers import sft
+
+    original = sft.SFTRecipe.train_step
+
+    def crash_at_step_5(self, step, indices):
+        if step == 4:
+            raise RuntimeError("simulated crash")
+        return original(self, step, indices)
+
+    monkeypatch.setattr(sft.SFTRecipe, "train_step", crash_at_step_5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_training(cfg, output_dir=tmp_path / "b")
+    monkeypatch.setattr(sft.SFTRecipe, "train_step", original)
+    with pytest.raises(Exception, match="--resume"):
+        run_training(cfg, output_dir=tmp_path / "b")
+    resumed = weights(run_training(cfg, output_dir=tmp_path / "b", resume=True))
+    for name, tensor in reference.items():
+        assert torch.allclose(tensor, resumed[name], atol=1e-6), name
+    steps = [row["step"] for row in RunDir(tmp_path / "b").read_metrics()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_finished_run_is_reused_not_retrained(cache, tiny_model_dir, tmp_path):
+    cfg = sft_config(tiny_model_dir, "train.max_steps=2")
+    first = run_training(cfg, output_dir=tmp_path / "run")
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert run_training(cfg, output_dir=tmp_path / "run") == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_corrupt_checkpoint_is_refused_on_resume(cache, tiny_model_dir, tmp_path, monkeypatch):
+    cfg = sft_config(tiny_model_dir, "train.max_steps=4", "train.save_every=2")
+    from mr1cli.trainers import sft
+
+    original = sft.SFTRecipe.train_step
+
+    def crash(self, step, indices):
+        if step == 3:
+            raise RuntimeError("simulated crash")
+        return original(self, step, indices)
+
+    monkeypatch.setattr(sft.SFTRecipe, "train_step", crash)
+    with pytest.raises(RuntimeError):
+        run_training(cfg, output_dir=tmp_path / "run")
+    monkeypatch.setattr(sft.SFTRecipe, "train_step", original)
+    checkpoint = RunDir(tmp_path / "run").checkpoints / "step-000002" / "model.safetensors"
+    data = bytearray(checkpoint.read_bytes())
+    data[-100] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"checksum mismatch.*model\.safetensors"):
+        run_training(cfg, output_dir=tmp_path / "run", resume=True)
+
+
+# ---------------------------------------------------------------------------- GRPO / GRPO-D
+
+
+def grpo_config(model_dir, method="grpo-d", *extra):
+    return load_config(
+        method=method,
+        task="counting",
+        profile="tiny",
+        overrides=[
+            f"model.name_or_path={model_dir}",
+            "data.train=synthetic:counting-warmup-16",
+            "data.train_limit=0",
+            "train.prompts_per_step=4",
+            "train.micro_batch=2",
+            "rl.num_generations=4",
+            "rl.max_completion_length=12",
+            "train.learning_rate=1e-3",
+            *extra,
+        ],
+    )
+
+
+def test_beta_follows_the_schedule_in_the_log(cache, tiny_model_dir, tmp_path):
+    cfg = grpo_config(tiny_model_dir, "grpo-d", "train.max_steps=10", "rl.beta_min=0.04", "rl.beta_max=0.10")
+    run_training(cfg, output_dir=tmp_path / "run")
+    rows = RunDir(tmp_path / "run").read_metrics()
+    schedule = cfg.kl_schedule()
+    assert [row["kl/beta"] for row in rows] == pytest.approx([schedule(s, 10) for s in range(10)])
+    assert rows[0]["kl/beta"] == pytest.approx(0.07) and rows[3]["kl/beta"] == pytest.approx(0.04)
+    assert {
+        "reward/accuracy",
+        "reward/format",
+        "kl/mean",
+        "loss/total",
+        "completion/length",
+        "train/clip_fraction",
+        "perf/generation_s",
+        "perf/update_s",
+    } <= set(rows[-1])
+
+
+def test_reference_is_loaded_when_beta_starts_at_zero(cache, tiny_model_dir, tmp_path, monkeypatch):
+    from mr1cli.trainers import grpo
+
+    seen = {}
+    original = grpo.GRPORecipe.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen["reference"] = self.reference
+
+    monkeypatch.setattr(grpo.GRPORecipe, "__init__", spy)
+    cfg = grpo_config(
+        tiny_model_dir,
+        "grpo",
+        "train.max_steps=2",
+        "rl.kl_schedule=linear",
+        "rl.beta_min=0",
+        "rl.beta_max=0.05",
+    )
+    run_training(cfg, output_dir=tmp_path / "linear")
+    assert seen["reference"] is not None
+    cfg = grpo_config(tiny_model_dir, "grpo", "train.max_steps=1", "rl.beta=0")
+    run_training(cfg, output_dir=tmp_path / "zero")
+    assert seen["reference"] is None
+
+
+def test_non_finite_reward_halts_with_the_step_named(cache, tiny_model_dir, tmp_path, monkeypatch):
+    from mr1cli import rewards
+
+    cfg = grpo_config(tiny_model_dir, "grpo-d", "train.max_steps=4", "train.save_every=2")
+    calls = {"n": 0}
+    original = rewards.REWARDS.get("accuracy")
+
+    def poisoned(completion, truth, **kwargs):
+        calls["n"] += 1
+        return float("nan") if calls["n"] > 2 * 16 else original(completion, truth, **kwargs)
+
+    monkeypatch.setitem(rewards.REWARDS._entries, "accuracy", poisoned)
+    with pytest.raises(TrainingHalted, match="step 2: a reward is not finite"):
+        run_training(cfg, output_dir=tmp_path / "run")
+    run = RunDir(tmp_path / "run")
+    assert [p.name for p in run.checkpoints.iterdir()] == ["step-000002"]
+    assert not run.is_done()
+
+
+def test_all_zero_advantage_batches_are_skipped_and_counted(cache, tiny_model_dir, tmp_path, monkeypatch):
+    from mr1cli import rewards
+
+    monkeypatch.setitem(rewards.REWARDS._entries, "accuracy", lambda completion, truth, **kw: 1.0)
+    monkeypatch.setitem(rewards.REWARDS._entries, "format", lambda completion, truth, **kw: 0.0)
+    cfg = grpo_config(tiny_model_dir, "grpo", "train.max_steps=2")
+    final = run_training(cfg, output_dir=tmp_path / "run")
+    rows = RunDir(tmp_path / "run").read_metrics()
+    assert [row["train/skipped"] for row in rows] == [1.0, 1.0]
+    initial = load_file(str(tiny_model_dir / "model.safetensors"))
+    for name, tensor in weights(final).items():
+        assert torch.equal(tensor, initial[name]), name
+
+
+@pytest.mark.slow
+def test_grpo_d_raises_accuracy_reward_on_a_learnable_toy(cache, tiny_model_dir, tmp_path):
+    # A model that has learned the answer format but barely counts, then GRPO-D on scenes of one
+    # or two objects: concentrating its answers on 1 and 2, then telling them apart, earns reward.
+    sft = run_training(sft_config(tiny_model_dir, "train.max_steps=40"), output_dir=tmp_path / "sft")
+    cfg = load_config(
+        method="grpo-d",
+        task="counting",
+        profile="tiny",
+        overrides=[
+            f"model.name_or_path={sft}",
+            "data.train=synthetic:counting-warmup-200",
+            "data.train_limit=0",
+            "train.learning_rate=1e-3",
+            "train.max_steps=50",
+            "rl.max_completion_length=12",
+            "rl.num_generations=8",
+            "train.prompts_per_step=8",
+            "reward.weights.format=0",
+        ],
+    )
+    toy = [ex for ex in load_examples(cfg, "train") if ex.truth in ("1", "2")][:16]
+    run_training(cfg, output_dir=tmp_path / "grpo", train_examples=toy)
+    accuracy = [row["reward/accuracy"] for row in RunDir(tmp_path / "grpo").read_metrics()]
+    first, last = sum(accuracy[:10]) / 10, sum(accuracy[-10:]) / 10
+    assert last > first + 0.08 and last > 1.5 * first, (first, last, accuracy)
