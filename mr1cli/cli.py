@@ -79,7 +79,9 @@ def train(
         return
     from mr1cli.trainers import run_training
 
-    run_training(cfg, output_dir=output, resume=resume)
+    _log_to_console()
+    final = run_training(cfg, output_dir=output, resume=resume)
+    console.print(f"final model: {final}  (metrics: {final.parent / 'metrics.jsonl'})")
 
 
 @app.command(
@@ -141,9 +143,10 @@ def reproduce(
     ] = False,
 ) -> None:
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
-    raise NotAvailableYet(
-        "`mr1 reproduce` is not available yet: it arrives with the experiments work (issue 6)"
-    )
+    from mr1cli.experiments import reproduce as run_reproduce
+
+    _log_to_console()
+    run_reproduce(experiment, profile=profile, seeds=seeds, dry_run=dry_run)
 
 
 @app.command(epilog="Example:\n\n    mr1 figures --results results")
@@ -153,9 +156,10 @@ def figures(
     ),
 ) -> None:
     """Redraw every table and figure from saved results only (no training)."""
-    raise NotAvailableYet(
-        "`mr1 figures` is not available yet: it arrives with the experiments work (issue 6)"
-    )
+    from mr1cli.figures import make_all
+
+    written = make_all(results)
+    console.print(f"wrote {len(written)} tables and figures under {results}")
 
 
 @data_app.command(
@@ -240,6 +244,18 @@ def bench_eval(
     raise NotAvailableYet(
         "`mr1 bench eval` is not available yet: it arrives with the benchmark work (issue 7)"
     )
+
+
+def _log_to_console() -> None:
+    """Progress lines from long jobs (which run is training, what is reused) on stderr."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=console, show_path=False, show_time=False)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
+    for noisy in ("httpx", "urllib3", "accelerate", "transformers", "mr1cli.models.loading"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,8 +36,15 @@ def rescore_file(path: Path, *, task: str, scoring: str, output: Path | None) ->
 def checkpoint_folder(checkpoint: str) -> str:
     """A run directory means its final model; a checkpoint folder or a hub id is used as is."""
     path = Path(checkpoint)
-    if path.is_dir() and (path / "final").is_dir() and not (path / "config.json").is_file():
+    if (path / "final").is_dir():
         return str(path / "final")
+    if (path / "checkpoints").is_dir():
+        from mr1cli.checkpoint import latest_checkpoint
+
+        latest = latest_checkpoint(path / "checkpoints")
+        if latest is not None:
+            console.print(f"{path} has not finished; evaluating its latest checkpoint {latest.name}")
+            return str(latest)
     return checkpoint
 
 

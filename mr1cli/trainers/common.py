@@ -53,9 +53,9 @@ def shard(items: list, process_index: int, num_processes: int) -> list:
     return items[process_index * size : (process_index + 1) * size]
 
 
-def seed_step(seed: int, step: int, process_index: int = 0) -> None:
-    """Seed every generator from (seed, step, process) before the step's sampling."""
-    value = (seed * 1_000_003 + step * 7919 + process_index * 104_729) % (2**31 - 1)
+def seed_step(seed: int, step: int, position: int = 0) -> None:
+    """Seed every generator from (seed, step, position in the step's batch) before sampling."""
+    value = (seed * 1_000_003 + step * 7919 + position * 104_729) % (2**31 - 1)
     random.seed(value)
     np.random.seed(value)
     torch.manual_seed(value)

@@ -162,11 +162,15 @@ class GRPORecipe:
 
     def train_step(self, step: int, indices: list[int]) -> dict[str, float]:
         rl, train = self.cfg.rl, self.cfg.train
-        seed_step(train.seed, step, self.accelerator.process_index)
         beta = self.schedule(step, self.total_steps)  # β(s), Eq. 3 for GRPO-D
         timings = {"generation": 0.0, "reference": 0.0, "update": 0.0}
-        chunks = [indices[i : i + train.micro_batch] for i in range(0, len(indices), train.micro_batch)]
-        rollouts = [self.rollout([self.examples[i] for i in chunk], timings) for chunk in chunks]
+        rollouts = []
+        first_prompt = self.accelerator.process_index * len(indices)  # this shard's place in the step's batch
+        for offset in range(0, len(indices), train.micro_batch):
+            # Seeded by the micro-batch's global position, so one process or N processes sample alike.
+            seed_step(train.seed, step, first_prompt + offset)
+            chunk = indices[offset : offset + train.micro_batch]
+            rollouts.append(self.rollout([self.examples[i] for i in chunk], timings))
         rewards = self._gather(torch.cat([r.rewards for r in rollouts]))
         if not torch.isfinite(rewards).all():
             raise TrainingHalted(

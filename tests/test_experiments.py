@@ -1,0 +1,91 @@
+"""A miniature experiment end to end: plan, train, evaluate, report; rerun reuses; a killed
+reproduce continues."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mr1cli import config as config_module
+from mr1cli import experiments
+
+pytestmark = pytest.mark.slow
+
+MINI_SPEC = """
+name: exp3-same-task
+seeds: {mini: 1}
+grids:
+  - name: same-task
+    methods: [sft, grpo-d]
+    tasks: [counting]
+    evaluate_on: same
+"""
+
+
+@pytest.fixture
+def mini(tmp_path, monkeypatch, tiny_model_dir):
+    specs = tmp_path / "specs"
+    (specs / "profiles").mkdir(parents=True)
+    (specs / "exp3-same-task.yaml").write_text(MINI_SPEC)
+    (specs / "profiles" / "mini.yaml").write_text(f"""
+base:
+  model: {{name_or_path: {tiny_model_dir}, max_pixels: 12544}}
+  train: {{max_steps: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3, eval_every: 1}}
+  rl: {{num_generations: 2, max_completion_length: 8}}
+  eval: {{max_new_tokens: 8, batch_size: 8}}
+by_task:
+  counting:
+    data: {{train: synthetic:counting-warmup-8, test: synthetic:counting-test-8}}
+""")
+    monkeypatch.setattr(experiments, "SPECS_DIR", specs)
+    monkeypatch.setattr(config_module, "PROFILES_DIR", specs / "profiles")
+    monkeypatch.setenv("MR1_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MR1_RUNS", str(tmp_path / "runs"))
+    return tmp_path
+
+
+def test_mini_experiment_runs_reuses_and_continues(mini, monkeypatch):
+    results = mini / "results"
+    [out] = experiments.reproduce(
+        "exp3-same-task", profile="mini", seeds=0, dry_run=False, results_root=results
+    )
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert sorted(r["method"] for r in records) == ["base", "grpo-d", "sft"]
+    assert all(0.0 <= r["accuracy"] <= 100.0 for r in records)
+    assert (out / "table.md").is_file() and (out / "table.csv").is_file()
+    curves = [json.loads(line) for line in (out / "curves" / "index.jsonl").read_text().splitlines()]
+    assert {c["method"] for c in curves} == {"sft", "grpo-d"}
+
+    # A second reproduce trains nothing: every run is found finished and every evaluation reused.
+    from mr1cli.trainers import run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(run, "_build_recipe", no_training)
+    experiments.reproduce("exp3-same-task", profile="mini", seeds=0, dry_run=False, results_root=results)
+    again = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert again == records
+    monkeypatch.undo()
+
+
+def test_interrupted_reproduce_continues(mini, monkeypatch):
+    from mr1cli.trainers import grpo
+
+    original = grpo.GRPORecipe.train_step
+
+    def crash(self, step, indices):
+        if step == 1:
+            raise KeyboardInterrupt
+        return original(self, step, indices)
+
+    monkeypatch.setattr(grpo.GRPORecipe, "train_step", crash)
+    results = mini / "results"
+    with pytest.raises(KeyboardInterrupt):
+        experiments.reproduce("exp3-same-task", profile="mini", seeds=0, dry_run=False, results_root=results)
+    monkeypatch.setattr(grpo.GRPORecipe, "train_step", original)
+    [out] = experiments.reproduce(
+        "exp3-same-task", profile="mini", seeds=0, dry_run=False, results_root=results
+    )
+    assert len((out / "records.jsonl").read_text().splitlines()) == 3

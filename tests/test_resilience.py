@@ -1,0 +1,127 @@
+"""Kill, resume and scale-out: a run killed with SIGKILL and resumed ends exactly where an
+uninterrupted run ends; two processes under accelerate match one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.slow
+
+TIMING_KEYS = ("perf/",)
+
+
+def train_command(model_dir: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mr1cli",
+        "train",
+        "--method",
+        "grpo-d",
+        "--task",
+        "counting",
+        "--output",
+        str(out),
+        f"model.name_or_path={model_dir}",
+        "data.train=synthetic:counting-warmup-16",
+        "data.train_limit=0",
+        "train.prompts_per_step=4",
+        "train.micro_batch=2",
+        "rl.num_generations=4",
+        "rl.max_completion_length=12",
+        "train.learning_rate=1e-3",
+        "train.max_steps=8",
+        "train.save_every=1",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return {**os.environ, "MR1_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def metrics(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if not k.startswith(TIMING_KEYS)} for row in rows]
+
+
+def assert_same_weights(a: Path, b: Path, atol: float = 0.0) -> None:
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        assert torch.allclose(wa[name], wb[name], atol=atol), name
+
+
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path, env):
+    reference = tmp_path / "reference"
+    subprocess.run(train_command(tiny_model_dir, reference), env=env, check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    kills = 0
+    for delay in (4.0, 5.5, 7.0):  # from process start: includes model loading, steps and checkpoint writes
+        process = subprocess.Popen(
+            train_command(tiny_model_dir, killed, "--resume"),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+        for checkpoint in (killed / "checkpoints").glob("step-*"):
+            assert (checkpoint / "manifest.json").is_file()  # nothing half-written looks complete
+    subprocess.run(
+        train_command(tiny_model_dir, killed, "--resume"), env=env, check=True, capture_output=True
+    )
+    assert kills >= 1
+    assert_same_weights(reference / "final", killed / "final")
+    assert metrics(killed) == metrics(reference)
+
+
+def test_two_processes_match_one(tiny_model_dir, tmp_path, env):
+    if shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists():
+        pytest.skip("accelerate launcher not installed")
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    single = tmp_path / "single"
+    subprocess.run(
+        train_command(tiny_model_dir, single, "train.max_steps=3"), env=env, check=True, capture_output=True
+    )
+    double = tmp_path / "double"
+    command = [
+        launcher,
+        "launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "mr1cli",
+        *train_command(tiny_model_dir, double, "train.max_steps=3")[3:],
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for one, two in zip(metrics(single), metrics(double), strict=True):
+        for key in ("reward/mean", "reward/accuracy", "reward/format", "kl/beta", "completion/length"):
+            assert one[key] == pytest.approx(two[key], abs=1e-6), key
+        for key in ("loss/total", "kl/mean"):
+            assert one[key] == pytest.approx(two[key], abs=1e-4), key
+    assert_same_weights(single / "final", double / "final", atol=1e-4)
