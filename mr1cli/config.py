@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -135,6 +136,11 @@ class RLConfig:
     )
     max_prompt_length: int = _f(512, "prompts longer than this many tokens are refused")
     max_completion_length: int = _f(512, "new tokens per rollout (paper: 512)")
+    min_completion_length: int = _f(
+        0,
+        "new tokens sampled before an end-of-sequence token may end a rollout (0 = off; "
+        "`mr1 bench` sets it to max_completion_length so every rollout has the same length)",
+    )
     kl_schedule: str = _f("", "registered β schedule; empty = the method's (grpo: constant, grpo-d: dynamic)")
     beta: float = _f(0.04, "β of the constant schedule")
     beta_min: float = _f(0.04, "β_min of the dynamic and other shaped schedules")
@@ -144,6 +150,11 @@ class RLConfig:
     epsilon_high: float = _f(0.2, "upper clip range of the importance ratio")
     num_iterations: int = _f(1, "μ: policy updates per batch of rollouts (paper / R1-V: 1, ratio ≡ 1)")
     loss_aggregation: str = _f("sequence_mean", "sequence_mean (GRPO) or token_mean")
+    skip_zero_advantage_steps: bool = _f(
+        True,
+        "skip the update of a step in which every group scored its G completions equally (no "
+        "policy-gradient signal; the β·KL term is then not applied either); `mr1 bench` turns it off",
+    )
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -160,6 +171,11 @@ class RLConfig:
             raise ConfigError(f"rl.top_p must be in (0, 1], got {self.top_p}")
         if self.max_prompt_length < 1 or self.max_completion_length < 1:
             raise ConfigError("rl.max_prompt_length and rl.max_completion_length must be >= 1")
+        if not 0 <= self.min_completion_length <= self.max_completion_length:
+            raise ConfigError(
+                f"rl.min_completion_length must be in [0, rl.max_completion_length={self.max_completion_length}], "
+                f"got {self.min_completion_length}"
+            )
         for name in ("beta", "beta_min", "beta_max", "epsilon_low", "epsilon_high"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"rl.{name} must be >= 0, got {getattr(self, name)}")
@@ -402,12 +418,18 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     return content
 
 
+def profiles_dir() -> Path:
+    """experiments/profiles, or $MR1_PROFILES_DIR to use your own profiles."""
+    return Path(os.environ.get("MR1_PROFILES_DIR") or PROFILES_DIR)
+
+
 def profile_path(profile: str) -> Path:
-    path = PROFILES_DIR / f"{profile}.yaml"
+    root = profiles_dir()
+    path = root / f"{profile}.yaml"
     if not path.exists():
         from mr1cli.registry import did_you_mean
 
-        names = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        names = sorted(p.stem for p in root.glob("*.yaml"))
         raise ConfigError(f"unknown profile '{profile}'{did_you_mean(profile, names)}")
     return path
 

@@ -69,7 +69,7 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, *, split: str, output: 
         trust_remote_code=m.trust_remote_code,
     )
     loaded.model.eval()
-    with Progress(console=console) as progress:
+    with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"eval {cfg.task}", total=len(examples))
         result = evaluate_model(
             loaded.model,

@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,13 @@ class PlannedRun:
         return self.config.run_name() if self.config is not None else "base"
 
 
+def specs_dir() -> Path:
+    """experiments/, or $MR1_EXPERIMENTS_DIR to run your own specs under the same names."""
+    return Path(os.environ.get("MR1_EXPERIMENTS_DIR") or SPECS_DIR)
+
+
 def load_spec(name: str) -> dict[str, Any]:
-    path = SPECS_DIR / f"{name}.yaml"
+    path = specs_dir() / f"{name}.yaml"
     if name not in EXPERIMENTS or not path.is_file():
         raise ConfigError(f"unknown experiment '{name}'{did_you_mean(name, [*EXPERIMENTS, 'all'])}")
     spec = yaml.safe_load(path.read_text())

@@ -124,10 +124,13 @@ class RunDir:
 
     def log_metrics(self, row: dict[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-        with self.metrics_file.open("a") as handle:
-            handle.write(json.dumps(clean, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with self.metrics_file.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(clean, sort_keys=True) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise Mr1Error(f"could not write {self.metrics_file}: {error.strerror or error}") from None
 
     def mark_done(self, info: dict[str, Any]) -> None:
         atomic_write_text(self.done_file, json.dumps(info, indent=1, sort_keys=True))

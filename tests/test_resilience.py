@@ -125,3 +125,99 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path, env):
         for key in ("loss/total", "kl/mean"):
             assert one[key] == pytest.approx(two[key], abs=1e-4), key
     assert_same_weights(single / "final", double / "final", atol=1e-4)
+
+
+def test_kill_soak_ten_sigkills_at_seeded_random_moments(tiny_model_dir, tmp_path, env):
+    """≥ 10 SIGKILLs (during start-up, steps and checkpoint writes), a resume after each; the end
+    state equals an uninterrupted run's and no checkpoint ever looks complete without being so."""
+    import random
+
+    from mr1cli.checkpoint import verify_checkpoint
+
+    extra = ("train.max_steps=60", "rl.max_completion_length=16")
+    reference = tmp_path / "reference"
+    subprocess.run(train_command(tiny_model_dir, reference, *extra), env=env, check=True, capture_output=True)
+    soak = tmp_path / "soak"
+    rng = random.Random(1234)
+    kills = attempts = 0
+    while kills < 10 and attempts < 30:
+        attempts += 1
+        process = subprocess.Popen(
+            train_command(tiny_model_dir, soak, "--resume", *extra),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(2.5, 5.0))
+        if process.poll() is not None:
+            break  # the run finished before this kill
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        for checkpoint in (soak / "checkpoints").glob("step-*"):
+            verify_checkpoint(checkpoint)  # every complete-looking checkpoint is complete
+    assert kills >= 10, f"only {kills} kills landed before the run finished"
+    subprocess.run(
+        train_command(tiny_model_dir, soak, "--resume", *extra), env=env, check=True, capture_output=True
+    )
+    assert_same_weights(reference / "final", soak / "final")
+    assert metrics(soak) == metrics(reference)
+
+
+MINI_SPEC = """
+name: exp3-same-task
+seeds: {mini: 1}
+grids:
+  - name: same-task
+    methods: [sft, grpo-d]
+    tasks: [counting]
+    evaluate_on: same
+"""
+
+
+def test_reproduce_killed_mid_grid_completes_with_the_clean_tables(tiny_model_dir, tmp_path, env):
+    import random
+
+    specs = tmp_path / "specs"
+    (specs / "profiles").mkdir(parents=True)
+    (specs / "exp3-same-task.yaml").write_text(MINI_SPEC)
+    (specs / "profiles" / "mini.yaml").write_text(
+        "base:\n"
+        f"  model: {{name_or_path: {tiny_model_dir}, max_pixels: 12544}}\n"
+        "  train: {max_steps: 12, save_every: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3}\n"
+        "  rl: {num_generations: 2, max_completion_length: 8}\n"
+        "  eval: {max_new_tokens: 8, batch_size: 8}\n"
+        "by_task:\n  counting:\n    data: {train: synthetic:counting-warmup-8, test: synthetic:counting-test-8}\n"
+    )
+    command = [sys.executable, "-m", "mr1cli", "reproduce", "exp3-same-task", "--profile", "mini"]
+
+    def workspace(name):
+        folder = tmp_path / name
+        folder.mkdir()
+        return folder, {
+            **env,
+            "MR1_EXPERIMENTS_DIR": str(specs),
+            "MR1_PROFILES_DIR": str(specs / "profiles"),
+            "MR1_RUNS": str(folder / "runs"),
+        }
+
+    clean, clean_env = workspace("clean")
+    subprocess.run(command, cwd=clean, env=clean_env, check=True, capture_output=True)
+    killed, killed_env = workspace("killed")
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        process = subprocess.Popen(
+            command, cwd=killed, env=killed_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(3.0, 6.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    subprocess.run(command, cwd=killed, env=killed_env, check=True, capture_output=True)
+    assert kills >= 2
+    for name in ("records.jsonl", "table.csv", "table.md"):
+        assert (killed / "results" / "exp3-same-task" / name).read_text() == (
+            clean / "results" / "exp3-same-task" / name
+        ).read_text(), name

@@ -33,6 +33,9 @@ from mr1cli.tasks import Task
 WHOLE_ROW = "(row)"  # the field named when a row as a whole is unusable (malformed JSON, not an object)
 
 
+MAX_QUESTION_CHARS = 20_000  # far beyond any real question; longer is a broken row
+
+
 @dataclass(frozen=True)
 class Schema:
     """Where a schema keeps the question, the truth and (first found of `image`) the image."""
@@ -264,6 +267,8 @@ def _question(row: Mapping[str, object], field: str) -> str:
         raise RowError(field, f"expected text, got {type(value).__name__} {value!r}")
     if not value.strip():
         raise RowError(field, "empty question")
+    if len(value) > MAX_QUESTION_CHARS:
+        raise RowError(field, f"question is {len(value)} characters, over the limit of {MAX_QUESTION_CHARS}")
     return value
 
 

@@ -9,6 +9,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from mr1cli.errors import DataError
+
+MAX_ASPECT_RATIO = 200  # Qwen2-VL's smart_resize refuses more
+MIN_SIDE = 28  # patch 14 × spatial merge 2
+
 
 @dataclass(frozen=True)
 class ImageRef:
@@ -39,7 +44,27 @@ class Example:
     thinking: str = ""  # a reasoning trace when the source has one (synthetic warm-up data)
 
     def load_image(self, max_pixels: int | None = None, min_pixels: int | None = None) -> Image.Image:
-        return fit_pixel_budget(self.image.open(), max_pixels=max_pixels, min_pixels=min_pixels)
+        """The decoded image within the pixel budget; DataError naming the example if unusable."""
+        try:
+            image = self.image.open()
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            where = self.image.path or "embedded bytes"
+            raise DataError(
+                f"example {self.id}: field 'image' ({where}): not a readable image ({error})"
+            ) from None
+        width, height = image.size
+        if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+            raise DataError(
+                f"example {self.id}: field 'image': aspect ratio {width}x{height} is beyond "
+                f"{MAX_ASPECT_RATIO}:1, which Qwen2-VL's processor cannot take"
+            )
+        image = fit_pixel_budget(image, max_pixels=max_pixels, min_pixels=min_pixels)
+        if min(image.size) < MIN_SIDE:  # the vision tower needs at least one 28-pixel merged patch
+            scale = MIN_SIDE / min(image.size)
+            image = image.resize(
+                (math.ceil(image.width * scale), math.ceil(image.height * scale)), Image.Resampling.BICUBIC
+            )
+        return image
 
 
 def fit_pixel_budget(

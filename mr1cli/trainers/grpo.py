@@ -117,6 +117,7 @@ class GRPORecipe:
             self.processor,
             prompt_batch,
             max_new_tokens=rl.max_completion_length,
+            min_new_tokens=rl.min_completion_length,
             do_sample=True,
             temperature=rl.temperature,
             top_p=rl.top_p,
@@ -178,7 +179,7 @@ class GRPORecipe:
             )
         advantages = self._gather(torch.cat([r.advantages.cpu() for r in rollouts]))
         metrics = self._rollout_metrics(rollouts, rewards, advantages, beta)
-        if bool((advantages == 0).all()):
+        if rl.skip_zero_advantage_steps and bool((advantages == 0).all()):
             # Every group scored its G completions equally: no policy-gradient signal. Skip the update,
             # but keep the LR schedule on the step count (torch warns when no optimizer step came first).
             with warnings.catch_warnings():

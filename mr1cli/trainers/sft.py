@@ -8,6 +8,7 @@ trace (the synthetic warm-up split that builds the tiny base).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 
 from mr1cli.config import RunConfig
 from mr1cli.data.example import Example
+from mr1cli.errors import TrainingHalted
 from mr1cli.models.batching import IGNORE_INDEX, chat_prompt, sft_batch
 from mr1cli.models.loading import load_model
 from mr1cli.tasks import get_task
@@ -101,6 +103,12 @@ class SFTRecipe:
             self.accelerator.backward(nll * scale)
             total_nll += float(nll.detach())
         grad_norm = self._clip()
+        if not (math.isfinite(total_nll) and math.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            what = "the loss" if not math.isfinite(total_nll) else "the gradient"
+            raise TrainingHalted(
+                f"step {step}: {what} is not finite; stopped, the last good checkpoint is kept"
+            )
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
