@@ -25,6 +25,7 @@ from fixtures_data import (
 
 from mr1cli.data import adapters, checks, sources
 from mr1cli.data.checks import summarize
+from mr1cli.data.example import fit_pixel_budget
 from mr1cli.data.sources import load_split
 from mr1cli.errors import ConfigError, DataError
 
@@ -46,8 +47,10 @@ def test_train_parquet_with_image_structs(tmp_path):
     first = split.examples[0]
     assert (first.task, first.question, first.thinking) == ("counting", COUNT_QUESTION, "I see 3 objects.")
     assert first.image.data is not None and first.image.path is None
-    assert [e.load_image().size for e in split.examples] == sizes
-    assert first.load_image(max_pixels=300).size == (20, 15)
+    assert [e.image.open().size for e in split.examples] == sizes
+    # within the pixel budget, except that the short side is raised to Qwen2-VL's 28-pixel minimum
+    assert [e.load_image().size for e in split.examples] == [(40, 30), (70, 28), (32, 32)]
+    assert fit_pixel_budget(first.image.open(), max_pixels=300).size == (20, 15)
     assert (split.skipped, split.path, [o.row for o in split.origins]) == (0, path, [1, 2, 3])
 
 
@@ -63,7 +66,7 @@ def test_id_column_and_test_style_columns_in_a_parquet(tmp_path):
     )
     split = load_split(str(path), task="counting")
     assert [(e.id, e.truth, e.thinking) for e in split.examples] == [("a", "2", ""), ("b", "5", "")]
-    assert split.examples[1].load_image().size == (9, 8)
+    assert split.examples[1].image.open().size == (9, 8)
 
 
 def test_save_to_disk_folder_and_its_splits(tmp_path):
@@ -79,7 +82,7 @@ def test_save_to_disk_folder_and_its_splits(tmp_path):
     datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "geoqa"))
     split = load_split(str(tmp_path / "geoqa"), task="geometry")
     assert [e.truth for e in split.examples] == ["140°", "2√{3}cm"]
-    assert [e.load_image().size for e in split.examples] == [(30, 20), (20, 30)]
+    assert [e.image.open().size for e in split.examples] == [(30, 20), (20, 30)]
     assert split.examples[0].id == "geoqa-1"
 
     train = datasets.Dataset.from_dict(rows, features=features)
@@ -99,7 +102,7 @@ def test_superclevr_jsonl_with_relative_image_paths(tmp_path):
         ("7", SUPERCLEVR_QUESTION),
     ]
     assert split.examples[0].image.path == tmp_path / "eval" / "images" / "superCLEVR_new_025000.png"
-    assert split.examples[0].load_image().size == (48, 32)
+    assert split.examples[0].image.open().size == (48, 32)
     assert split.examples[1].id == "superclevr_test200_counting_problems-2"
     assert len(load_split(str(tmp_path / "eval"), task="counting").examples) == 2  # the folder works too
 
@@ -110,7 +113,7 @@ def test_geoqa_json_list(tmp_path):
     (tmp_path / "geoqa_test.json").write_text(json.dumps([row]), encoding="utf-8")
     (example,) = load_split(str(tmp_path / "geoqa_test.json"), task="geometry").examples
     assert (example.truth, example.id) == ("140°", "geoqa_test-1")
-    assert example.load_image().size == (64, 40)
+    assert example.image.open().size == (64, 40)
 
 
 def test_authors_absolute_paths_resolve_under_the_image_root(tmp_path):
@@ -152,7 +155,7 @@ def test_imagefolder_with_metadata(tmp_path):
     rows = [{"file_name": "a.png", "problem": COUNT_QUESTION, "solution": "<answer> 4 </answer>"}]
     write_jsonl(tmp_path / "metadata.jsonl", rows)
     (example,) = load_split(str(tmp_path), task="counting").examples
-    assert (example.truth, example.image.path, example.load_image().size) == (
+    assert (example.truth, example.image.path, example.image.open().size) == (
         "4",
         tmp_path / "a.png",
         (20, 10),
@@ -303,7 +306,7 @@ def test_hub_dataset_rows_keep_images_encoded(monkeypatch):
     split = load_split("leonardPKU/clevr_cogen_a_train", task="counting")
     (example,) = split.examples
     assert asked == [("leonardPKU/clevr_cogen_a_train", "train")] and split.path is None
-    assert (example.id, example.truth, example.load_image().size) == ("clevr_cogen_a_train-1", "2", (10, 6))
+    assert (example.id, example.truth, example.image.open().size) == ("clevr_cogen_a_train-1", "2", (10, 6))
     assert split.origins[0].file == "leonardPKU/clevr_cogen_a_train:train"
     load_split("leonardPKU/GEOQA_R1V_Train_8K:test", task="counting")
     assert asked[-1] == ("leonardPKU/GEOQA_R1V_Train_8K", "test")
