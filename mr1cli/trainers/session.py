@@ -193,5 +193,7 @@ def finish_run(
         shutil.rmtree(run.final, ignore_errors=True)
         os.replace(staging, run.final)
         run.mark_done({"steps": total_steps, "final_metrics": final_metrics, **extra})
+        # final/ is the finished model; the resume checkpoints would only double the disk use.
+        shutil.rmtree(run.checkpoints, ignore_errors=True)
     recipe.accelerator.wait_for_everyone()
     return run.final
