@@ -349,6 +349,10 @@ FIGURES: dict[str, dict[str, Draw]] = {
 def _save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     """PNG and SVG of `fig`, each written atomically (temporary file, then rename), reproducibly."""
     folder.mkdir(parents=True, exist_ok=True)
+    for ax in fig.axes:  # a percentage axis never shows below 0 or above 100, even with wide CIs
+        if "(%)" in ax.get_ylabel():
+            low, high = ax.get_ylim()
+            ax.set_ylim(max(low, 0.0), min(high, 100.0 if high <= 100.0 else 101.0))
     paths = []
     with matplotlib.rc_context({"svg.hashsalt": "mr1", "svg.fonttype": "none"}):
         for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
