@@ -254,3 +254,17 @@ def test_grpo_d_raises_accuracy_reward_on_a_learnable_toy(cache, tiny_model_dir,
     accuracy = [row["reward/accuracy"] for row in RunDir(tmp_path / "grpo").read_metrics()]
     first, last = sum(accuracy[:10]) / 10, sum(accuracy[-10:]) / 10
     assert last > first + 0.08 and last > 1.5 * first, (first, last, accuracy)
+
+
+def test_tensorboard_logging_when_asked(cache, tiny_model_dir, tmp_path):
+    from mr1cli.errors import ConfigError
+
+    cfg = sft_config(tiny_model_dir, "train.max_steps=1", "train.tensorboard=true")
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="needs the tensorboard package"):
+            run_training(cfg, output_dir=tmp_path / "run")
+        return
+    run_training(cfg, output_dir=tmp_path / "run")
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))

@@ -123,6 +123,7 @@ def run_loop(
     hooks = hooks or LoopHooks()
     accelerator = recipe.accelerator
     is_main = accelerator.is_main_process
+    tensorboard = _tensorboard_writer(run) if cfg.train.tensorboard and is_main else None
     train = cfg.train
     interrupted = False
 
@@ -156,6 +157,9 @@ def run_loop(
                     metrics.update(hooks.evaluate(done_steps))
                 if is_main and (done_steps % train.log_every == 0 or done_steps == total_steps):
                     run.log_metrics({"step": done_steps, **metrics})
+                    if tensorboard is not None:
+                        for key, value in metrics.items():
+                            tensorboard.add_scalar(key, value, done_steps)
                 if hooks.after_step is not None:
                     hooks.after_step(done_steps, metrics)
                 last = metrics
@@ -175,7 +179,22 @@ def run_loop(
                 accelerator.wait_for_everyone()
     finally:
         signal.signal(signal.SIGINT, previous_handler)
+        if tensorboard is not None:
+            tensorboard.close()
     return last
+
+
+def _tensorboard_writer(run: RunDir) -> Any:
+    """A SummaryWriter logging into <run>/tensorboard (train.tensorboard=true)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        from mr1cli.errors import ConfigError
+
+        raise ConfigError(
+            "train.tensorboard=true needs the tensorboard package: pip install -e '.[tensorboard]'"
+        ) from None
+    return SummaryWriter(log_dir=str(run.path / "tensorboard"))
 
 
 _SHOWN = {"loss", "loss/total", "reward/mean", "reward/accuracy", "kl/beta", "eval/accuracy"}
