@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mr1cli.errors import Mr1Error, NotAvailableYet
+from mr1cli.errors import Mr1Error
 
 ClickException = typer.BadParameter.__mro__[2]  # typer vendors click; this is its ClickException
 console = Console(stderr=True)
@@ -231,9 +231,13 @@ def bench_grpo(
     steps: Annotated[int, typer.Option(help="measured steps per trainer (after warm-up)")] = 5,
 ) -> None:
     """Time one GRPO-D step of mr1 against TRL's GRPOTrainer on identical work."""
-    raise NotAvailableYet(
-        "`mr1 bench grpo` is not available yet: it arrives with the benchmark work (issue 7)"
-    )
+    from mr1cli.bench import bench_grpo as run_bench
+    from mr1cli.bench_report import grpo_table
+
+    _log_to_console()
+    result = run_bench(profile=profile, steps=steps)
+    Console().print(grpo_table(result))
+    console.print(f"wrote {', '.join(result['written'])}")
 
 
 @bench_app.command("eval", epilog="Example:\n\n    mr1 bench eval --profile tiny")
@@ -241,9 +245,13 @@ def bench_eval(
     profile: Annotated[str, typer.Option(help="tiny or paper-shaped")] = "tiny",
 ) -> None:
     """Measure evaluation throughput (examples per second)."""
-    raise NotAvailableYet(
-        "`mr1 bench eval` is not available yet: it arrives with the benchmark work (issue 7)"
-    )
+    from mr1cli.bench import bench_eval as run_bench
+    from mr1cli.bench_report import eval_table
+
+    _log_to_console()
+    report = run_bench(profile=profile)
+    Console().print(eval_table(report))
+    console.print(f"wrote {', '.join(report['written'])}")
 
 
 def _log_to_console() -> None:

@@ -136,6 +136,17 @@ class RLConfig:
     )
     max_prompt_length: int = _f(512, "prompts longer than this many tokens are refused")
     max_completion_length: int = _f(512, "new tokens per rollout (paper: 512)")
+    sampler: str = _f(
+        "mr1",
+        "rollout sampler: mr1 (KV-cached loop, each prompt prefilled once for its G completions) or "
+        "transformers (model.generate, the reference implementation; same distribution)",
+    )
+    shared_prompt_forward: bool = _f(
+        True,
+        "compute each prompt and its image once for its G completions (KV cache repeated G times) in the "
+        "reference, old-policy and policy forwards; same loss. The policy update falls back to full "
+        "sequences under gradient checkpointing or with several processes",
+    )
     min_completion_length: int = _f(
         0,
         "new tokens sampled before an end-of-sequence token may end a rollout (0 = off; "
@@ -171,6 +182,9 @@ class RLConfig:
             raise ConfigError(f"rl.top_p must be in (0, 1], got {self.top_p}")
         if self.max_prompt_length < 1 or self.max_completion_length < 1:
             raise ConfigError("rl.max_prompt_length and rl.max_completion_length must be >= 1")
+        from mr1cli.models.sampling import SAMPLERS  # torch-heavy: imported only when a config is built
+
+        SAMPLERS.get(self.sampler)
         if not 0 <= self.min_completion_length <= self.max_completion_length:
             raise ConfigError(
                 f"rl.min_completion_length must be in [0, rl.max_completion_length={self.max_completion_length}], "

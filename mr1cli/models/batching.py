@@ -191,13 +191,20 @@ def generate(
     return completions
 
 
-def sequence_log_probs(model: Any, full_batch: dict[str, Tensor], *, temperature: float = 1.0) -> Tensor:
+def sequence_log_probs(
+    model: Any, full_batch: dict[str, Tensor], *, temperature: float = 1.0, prompt_groups: int = 1
+) -> Tensor:
     """Per-token log π(token j+1 | tokens ≤ j, image) for the actual next tokens: [N, S-1].
 
     With a `completion_mask` in the batch, only the logits from the last prompt column onward are
     computed (the vocabulary projection of the prompt is the memory peak on real models), and the
-    prompt positions hold 0; callers mask with `completion_mask[:, 1:]` anyway.
+    prompt positions hold 0; callers mask with `completion_mask[:, 1:]` anyway. `prompt_groups` = G
+    (rows in runs of G copies of a prompt) computes each prompt once: see models/shared_prompt.py.
     """
+    if prompt_groups > 1:
+        from mr1cli.models.shared_prompt import grouped_log_probs  # imports this module
+
+        return grouped_log_probs(model, full_batch, num_generations=prompt_groups, temperature=temperature)
     device = next(model.parameters()).device
     input_ids = full_batch["input_ids"].to(device)  # [N, S]
     seq_len = input_ids.shape[1]

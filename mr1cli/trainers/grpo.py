@@ -2,10 +2,12 @@
 
 GRPO and GRPO-D differ only by the KL schedule (config `rl.kl_schedule`, or the method's).
 One optimizer step s:
-  1. for each prompt, sample G completions from π_θ (temperature, top-p; KV-cached batch);
+  1. for each prompt, sample G completions from π_θ (temperature, top-p; `rl.sampler`: by default a
+     KV-cached loop that prefills each prompt once for its G completions, models/sampling.py);
   2. score them (accuracy + α·format), advantages Â = (r − mean_group) / (std_group + 1e-4);
   3. log-probs of the sampled tokens under π_ref (frozen, no grad) and, when μ > 1, under
-     π_old (= π_θ before the update);
+     π_old (= π_θ before the update); with `rl.shared_prompt_forward` each prompt and its image are
+     computed once for the G completions (models/shared_prompt.py; same values), here and in step 4;
   4. μ times: loss = −[min(ρÂ, clip(ρ)Â) − β(s)·KL_k3] averaged per completion then over
      completions; backward, clip the gradient, optimizer step.
 """
@@ -17,6 +19,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -29,10 +32,10 @@ from mr1cli.models.batching import (
     append_completions,
     chat_prompt,
     encode_prompts,
-    generate,
     sequence_log_probs,
 )
 from mr1cli.models.loading import load_model
+from mr1cli.models.sampling import SAMPLERS
 from mr1cli.rewards import score_completion
 from mr1cli.tasks import get_task
 from mr1cli.trainers.common import build_lr_scheduler, build_optimizer, seed_step
@@ -112,13 +115,12 @@ class GRPORecipe:
                 f"{rl.max_prompt_length} (raise it or lower model.max_pixels)"
             )
         started = time.perf_counter()
-        completions = generate(
+        completions = SAMPLERS.get(rl.sampler)(
             policy,
             self.processor,
             prompt_batch,
             max_new_tokens=rl.max_completion_length,
             min_new_tokens=rl.min_completion_length,
-            do_sample=True,
             temperature=rl.temperature,
             top_p=rl.top_p,
             top_k=rl.top_k,
@@ -145,14 +147,9 @@ class GRPORecipe:
         batch = append_completions(prompt_batch, completions, self.pad_id)
         batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
         started = time.perf_counter()
-        logp_ref = (
-            sequence_log_probs(self.reference, batch, temperature=rl.temperature)
-            if self.reference is not None
-            else None
-        )
-        logp_old = (
-            sequence_log_probs(policy, batch, temperature=rl.temperature) if rl.num_iterations > 1 else None
-        )
+        log_probs = self._log_probs_fn(shared=rl.shared_prompt_forward)  # no grad, unwrapped models
+        logp_ref = log_probs(self.reference, batch) if self.reference is not None else None
+        logp_old = log_probs(policy, batch) if rl.num_iterations > 1 else None
         timings["reference"] += time.perf_counter() - started
         lengths = torch.tensor([len(c) for c in completions], dtype=torch.float32)
         return Rollout(
@@ -205,8 +202,9 @@ class GRPORecipe:
         rl = self.cfg.rl
         total_sequences = sum(len(r.advantages) for r in rollouts)
         sums = {"loss/total": 0.0, "loss/policy": 0.0, "kl/mean": 0.0, "train/clip_fraction": 0.0}
+        log_probs = self._log_probs_fn(shared=rl.shared_prompt_forward and self._can_share_with_grad())
         for r in rollouts:
-            logp_new = sequence_log_probs(self.model, r.batch, temperature=rl.temperature)  # [N, S-1]
+            logp_new = log_probs(self.model, r.batch)  # [N, S-1]
             logp_old = r.logp_old if r.logp_old is not None else logp_new.detach()  # ρ ≡ 1 when μ = 1
             mask = r.batch["completion_mask"][:, 1:]  # [N, S-1]
             terms = grpo_loss(
@@ -240,6 +238,19 @@ class GRPORecipe:
         self.optimizer.zero_grad(set_to_none=True)
         reduced = {k: float(self._gather(torch.tensor([v])).mean()) for k, v in sums.items()}
         return reduced | {"train/grad_norm": grad_norm, "train/lr": self.scheduler.get_last_lr()[0]}
+
+    def _log_probs_fn(self, *, shared: bool):
+        """Per-token log-probs of a rollout batch: each prompt computed once for its G completions
+        (models/shared_prompt.py) or every full sequence (batching.sequence_log_probs); same values."""
+        rl = self.cfg.rl
+        return partial(
+            sequence_log_probs, temperature=rl.temperature, prompt_groups=rl.num_generations if shared else 1
+        )
+
+    def _can_share_with_grad(self) -> bool:
+        """The shared-prompt forward needs the KV cache, which gradient checkpointing drops, and two model
+        calls per backward, which a distributed wrapper does not expect."""
+        return self.accelerator.num_processes == 1 and not self.cfg.model.gradient_checkpointing
 
     def _clip(self) -> float:
         params = [p for p in self.model.parameters() if p.grad is not None]
