@@ -142,13 +142,13 @@ def bench_grpo(
 
     if steps < 1 or warmup < 0:
         raise ConfigError("bench needs --steps >= 1 and warm-up >= 0")
+    spec = BENCH_PROFILES.get(profile)
+    device = _device(spec)
     missing = [name for name in ("trl", "psutil") if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigError(
             f"`mr1 bench grpo` needs {' and '.join(missing)}: run `make setup-bench` (pip install -e '.[bench]')"
         )
-    spec = BENCH_PROFILES.get(profile)
-    device = _device(spec)
     total = warmup + steps
     cfg = bench_config(profile, total, model, overrides)
     if cfg.train.prompts_per_step != cfg.train.micro_batch:

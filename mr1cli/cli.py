@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mr1cli.errors import Mr1Error
 
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except Mr1Error as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        console.print("[bold red]error:[/] " + escape(str(error)), highlight=False, soft_wrap=True)
         return error.exit_code
     except KeyboardInterrupt:
         console.print("interrupted")
