@@ -70,7 +70,7 @@ def write_checkpoint(
         os.replace(manifest_tmp, staging / MANIFEST)
         _fsync_dir(staging)
         if final.exists():
-            shutil.rmtree(final)
+            _discard(final)
         os.replace(staging, final)
         _fsync_dir(root)
     except OSError as error:
@@ -122,9 +122,17 @@ def load_trainer_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {path / TRAINER_STATE}: {reason}") from None
 
 
+def _discard(path: Path) -> None:
+    """Remove a checkpoint folder so that no kill can leave it half-deleted under its real name:
+    rename it out of the way first (atomic), then delete."""
+    doomed = path.with_name(f".tmp-discard-{path.name}-{os.getpid()}")
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def prune_checkpoints(root: Path, keep: int) -> None:
     """Delete all but the newest `keep` checkpoints, and stale staging folders."""
-    for stale in root.glob(f".tmp-{_PREFIX}*"):
+    for stale in root.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     for old in list_checkpoints(root)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
