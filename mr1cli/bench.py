@@ -135,7 +135,7 @@ def bench_grpo(
     from accelerate import Accelerator
 
     from mr1cli.bench_trl import run_trl
-    from mr1cli.models.loading import load_model
+    from mr1cli.models.loading import load_for_config
     from mr1cli.trainers.common import step_indices
     from mr1cli.trainers.grpo import GRPORecipe
     from mr1cli.trainers.run import load_examples
@@ -165,14 +165,7 @@ def bench_grpo(
     logger.info("bench %s: loading both trainers from %s on %s", profile, model_path, device)
     recipe = GRPORecipe(cfg, examples, model_path, model_path, total, Accelerator(cpu=device.type == "cpu"))
     m = cfg.model
-    trl_policy = load_model(
-        model_path,
-        device=str(device),
-        dtype=m.dtype,
-        attn_implementation=m.attn_implementation,
-        min_pixels=m.min_pixels,
-        max_pixels=m.max_pixels,
-    )
+    trl_policy = load_for_config(model_path, m, device=str(device), trainable=False)
     mr1_records: list[dict[str, float]] = []
 
     def mr1_step(step: int, trl_record: dict[str, float]) -> None:
@@ -224,7 +217,7 @@ def bench_eval(
     """Greedy evaluation throughput (examples/s, tokens/s) of `evaluate_model` on the profile's test set."""
     from mr1cli.bench_report import environment, write_eval_report
     from mr1cli.evaluate import evaluate_model
-    from mr1cli.models.loading import load_model
+    from mr1cli.models.loading import load_for_config
     from mr1cli.trainers.run import load_examples
 
     spec = BENCH_PROFILES.get(profile)
@@ -232,14 +225,7 @@ def bench_eval(
     cfg = bench_config(profile, 1, model, [*overrides, *([f"data.test_limit={limit}"] if limit else [])])
     model_path = prepare_model(cfg)
     m, e = cfg.model, cfg.eval
-    loaded = load_model(
-        model_path,
-        device=str(device),
-        dtype=m.dtype,
-        attn_implementation=m.attn_implementation,
-        min_pixels=m.min_pixels,
-        max_pixels=m.max_pixels,
-    )
+    loaded = load_for_config(model_path, m, device=str(device), trainable=False)
     examples = load_examples(cfg, "test")
 
     def run(batch: Sequence) -> tuple[float, Any]:

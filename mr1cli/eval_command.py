@@ -51,7 +51,7 @@ def checkpoint_folder(checkpoint: str) -> str:
 def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None) -> EvalResult:
     from rich.progress import Progress
 
-    from mr1cli.models.loading import load_model
+    from mr1cli.models.loading import load_for_config
     from mr1cli.models.resolve import resolve_model
     from mr1cli.trainers.run import load_examples
 
@@ -60,14 +60,7 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, *, split: str, output: 
     examples = load_examples(cfg, split)
     folder = resolve_model(checkpoint_folder(checkpoint), cfg)
     m = cfg.model
-    loaded = load_model(
-        folder,
-        dtype=m.dtype,
-        attn_implementation=m.attn_implementation,
-        min_pixels=m.min_pixels,
-        max_pixels=m.max_pixels,
-        trust_remote_code=m.trust_remote_code,
-    )
+    loaded = load_for_config(folder, m, trainable=False)
     loaded.model.eval()
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"eval {cfg.task}", total=len(examples))

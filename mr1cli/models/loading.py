@@ -156,6 +156,25 @@ def load_model(
     return LoadedModel(model=model, processor=processor, device=target, dtype=torch_dtype)
 
 
+def load_for_config(
+    name_or_path: str, model_cfg: Any, *, device: str | None = None, trainable: bool = True
+) -> LoadedModel:
+    """`load_model` with a run config's `model` section; `trainable=False` (reference, evaluation)
+    skips gradient checkpointing and vision freezing, which only matter for the trained policy."""
+    m = model_cfg
+    return load_model(
+        name_or_path,
+        device=device,
+        dtype=m.dtype,
+        attn_implementation=m.attn_implementation,
+        gradient_checkpointing=m.gradient_checkpointing and trainable,
+        min_pixels=m.min_pixels,
+        max_pixels=m.max_pixels,
+        freeze_vision=m.freeze_vision and trainable,
+        trust_remote_code=m.trust_remote_code,
+    )
+
+
 def load_reference(policy: LoadedModel) -> torch.nn.Module:
     """A frozen copy of the policy's weights: the π_ref of the KL term (eval mode, no gradients)."""
     reference = copy.deepcopy(policy.model)

@@ -34,7 +34,7 @@ from mr1cli.models.batching import (
     encode_prompts,
     sequence_log_probs,
 )
-from mr1cli.models.loading import load_model
+from mr1cli.models.loading import load_for_config
 from mr1cli.models.sampling import SAMPLERS
 from mr1cli.rewards import score_completion
 from mr1cli.tasks import get_task
@@ -85,17 +85,8 @@ class GRPORecipe:
         self.pad_id = self.processor.tokenizer.pad_token_id
 
     def _load(self, path: str, for_reference: bool = False) -> Any:
-        m = self.cfg.model
-        return load_model(
-            path,
-            device=str(self.accelerator.device),
-            dtype=m.dtype,
-            attn_implementation=m.attn_implementation,
-            gradient_checkpointing=m.gradient_checkpointing and not for_reference,
-            min_pixels=m.min_pixels,
-            max_pixels=m.max_pixels,
-            freeze_vision=m.freeze_vision and not for_reference,
-            trust_remote_code=m.trust_remote_code,
+        return load_for_config(
+            path, self.cfg.model, device=str(self.accelerator.device), trainable=not for_reference
         )
 
     # ------------------------------------------------------------------ rollout

@@ -18,7 +18,7 @@ from mr1cli.config import RunConfig
 from mr1cli.data.example import Example
 from mr1cli.errors import TrainingHalted
 from mr1cli.models.batching import IGNORE_INDEX, chat_prompt, sft_batch
-from mr1cli.models.loading import load_model
+from mr1cli.models.loading import load_for_config
 from mr1cli.tasks import get_task
 from mr1cli.trainers.common import build_lr_scheduler, build_optimizer, seed_step
 
@@ -42,18 +42,7 @@ class SFTRecipe:
         self.cfg = cfg
         self.examples = examples
         self.accelerator = accelerator
-        m = cfg.model
-        loaded = load_model(
-            model_path,
-            device=str(accelerator.device),
-            dtype=m.dtype,
-            attn_implementation=m.attn_implementation,
-            gradient_checkpointing=m.gradient_checkpointing,
-            min_pixels=m.min_pixels,
-            max_pixels=m.max_pixels,
-            freeze_vision=m.freeze_vision,
-            trust_remote_code=m.trust_remote_code,
-        )
+        loaded = load_for_config(model_path, cfg.model, device=str(accelerator.device))
         self.processor = loaded.processor
         optimizer = build_optimizer(loaded.model, cfg.train)
         self.scheduler = build_lr_scheduler(optimizer, cfg.train, total_steps)
