@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mr1cli.errors import Mr1Error
+from mr1cli.core.errors import Mr1Error
 
 ClickException = typer.BadParameter.__mro__[2]  # typer vendors click; this is its ClickException
 console = Console(stderr=True)
@@ -78,7 +78,7 @@ def train(
 
         typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return
-    from mr1cli.trainers import run_training
+    from mr1cli.training import run_training
 
     _log_to_console()
     final = run_training(cfg, output_dir=output, resume=resume)
@@ -110,7 +110,7 @@ def evaluate(
     overrides: Overrides = None,
 ) -> None:
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
-    from mr1cli.eval_command import run_eval_command
+    from mr1cli.experiments.evaluations import run_eval_command
 
     run_eval_command(
         task=task,
@@ -144,7 +144,7 @@ def reproduce(
     ] = False,
 ) -> None:
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
-    from mr1cli.experiments import reproduce as run_reproduce
+    from mr1cli.experiments.grid import reproduce as run_reproduce
 
     _log_to_console()
     run_reproduce(experiment, profile=profile, seeds=seeds, dry_run=dry_run)
@@ -157,7 +157,7 @@ def figures(
     ),
 ) -> None:
     """Redraw every table and figure from saved results only (no training)."""
-    from mr1cli.figures import make_all
+    from mr1cli.experiments.figures import make_all
 
     written = make_all(results)
     console.print(f"wrote {len(written)} tables and figures under {results}")
@@ -176,7 +176,7 @@ def data_make(
     image_size: Annotated[int, typer.Option(help="image side in pixels")] = 112,
 ) -> None:
     """Generate a synthetic dataset in the public R1-V schema."""
-    from mr1cli.data.commands import make_dataset
+    from mr1cli.data.dataset_commands import make_dataset
 
     make_dataset(task=task, split=split, n=n, out=out, seed=seed, image_size=image_size)
 
@@ -197,7 +197,7 @@ def data_check(
     skip_bad: Annotated[bool, typer.Option(help="count bad rows instead of stopping at the first")] = False,
 ) -> None:
     """Validate a dataset: every row, every image; print counts, answers and examples."""
-    from mr1cli.data.commands import check_dataset
+    from mr1cli.data.dataset_commands import check_dataset
 
     check_dataset(source, task=task, image_root=image_root, skip_bad=skip_bad)
 
@@ -216,7 +216,7 @@ def data_show(
     ] = None,
 ) -> None:
     """Write a contact sheet of examples with their questions and answers."""
-    from mr1cli.data.commands import show_dataset
+    from mr1cli.data.dataset_commands import show_dataset
 
     show_dataset(source, task=task, out=out, n=n, image_root=image_root)
 
@@ -232,8 +232,8 @@ def bench_grpo(
     steps: Annotated[int, typer.Option(help="measured steps per trainer (after warm-up)")] = 5,
 ) -> None:
     """Time one GRPO-D step of mr1 against TRL's GRPOTrainer on identical work."""
-    from mr1cli.bench import bench_grpo as run_bench
-    from mr1cli.bench_report import grpo_table
+    from mr1cli.bench.report import grpo_table
+    from mr1cli.bench.runner import bench_grpo as run_bench
 
     _log_to_console()
     result = run_bench(profile=profile, steps=steps)
@@ -246,8 +246,8 @@ def bench_eval(
     profile: Annotated[str, typer.Option(help="tiny or paper-shaped")] = "tiny",
 ) -> None:
     """Measure evaluation throughput (examples per second)."""
-    from mr1cli.bench import bench_eval as run_bench
-    from mr1cli.bench_report import eval_table
+    from mr1cli.bench.report import eval_table
+    from mr1cli.bench.runner import bench_eval as run_bench
 
     _log_to_console()
     report = run_bench(profile=profile)

@@ -20,10 +20,12 @@ from typing import Any
 
 import yaml
 
-from mr1cli.errors import ConfigError
-from mr1cli.registry import Registry
+from mr1cli.core.errors import ConfigError
+from mr1cli.core.registry import Registry
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "experiments" / "profiles"
+# The repository's experiments/ folder: profiles, experiment specs and the paper's numbers.
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+PROFILES_DIR = EXPERIMENTS_DIR / "profiles"
 
 
 def _f(default: Any, help: str) -> Any:
@@ -209,7 +211,7 @@ class RewardConfig:
     scoring: str = _f("strict", "scoring mode of the accuracy reward: strict or r1v")
 
     def __post_init__(self) -> None:
-        from mr1cli.rewards import check_weights  # rewards imports tasks; keep config import-light
+        from mr1cli.core.rewards import check_weights  # rewards imports tasks; keep config import-light
 
         check_weights(self.weights)
         _check_scoring("reward.scoring", self.scoring)
@@ -277,7 +279,7 @@ class RunConfig:
         return self.rl.kl_schedule or METHODS.get(self.method).kl_schedule or "constant"
 
     def kl_schedule(self):
-        from mr1cli.kl_schedule import build_schedule
+        from mr1cli.core.kl_schedules import build_schedule
 
         rl = self.rl
         return build_schedule(
@@ -306,7 +308,7 @@ class RunConfig:
 
 
 def _check_scoring(key: str, mode: str) -> None:
-    from mr1cli.tasks.base import SCORING_MODES
+    from mr1cli.core.task import SCORING_MODES
 
     if mode not in SCORING_MODES:
         raise ConfigError(f"{key} must be one of {', '.join(SCORING_MODES)}, got '{mode}'")
@@ -371,7 +373,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     for name, value in values.items():
         key = f"{prefix}{name}"
         if name not in types_by_name:
-            from mr1cli.registry import did_you_mean
+            from mr1cli.core.registry import did_you_mean
 
             choices = [f"{prefix}{known}" for known in types_by_name]
             raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, choices)}")
@@ -441,7 +443,7 @@ def profile_path(profile: str) -> Path:
     root = profiles_dir()
     path = root / f"{profile}.yaml"
     if not path.exists():
-        from mr1cli.registry import did_you_mean
+        from mr1cli.core.registry import did_you_mean
 
         names = sorted(p.stem for p in root.glob("*.yaml"))
         raise ConfigError(f"unknown profile '{profile}'{did_you_mean(profile, names)}")

@@ -24,7 +24,7 @@ TINY_CORPUS = (
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A freshly built, untrained tiny Qwen2-VL checkpoint folder (built once per test session)."""
-    from mr1cli.models.tiny import build_tiny_model
+    from mr1cli.zoo.tiny import build_tiny_model
 
     return build_tiny_model(
         tmp_path_factory.mktemp("models") / "tiny-qwen2-vl", corpus=TINY_CORPUS * 4, seed=0

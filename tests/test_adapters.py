@@ -23,11 +23,12 @@ from fixtures_data import (
     write_png,
 )
 
-from mr1cli.data import adapters, checks, sources
-from mr1cli.data.checks import summarize
+from mr1cli.core.errors import ConfigError, DataError
+from mr1cli.data import adapters, sources
+from mr1cli.data import summary as checks
 from mr1cli.data.example import fit_pixel_budget
 from mr1cli.data.sources import load_split
-from mr1cli.errors import ConfigError, DataError
+from mr1cli.data.summary import summarize
 
 
 @pytest.mark.parametrize("module", [adapters, sources, checks])
@@ -322,7 +323,9 @@ def test_synthetic_source_is_generated_once_into_the_cache(tmp_path, monkeypatch
         calls.append((task, split, n, seed, image_size))
         return superclevr_test(out_dir, counts=list(range(n)), sizes=[(image_size, image_size)] * n)
 
-    monkeypatch.setitem(sys.modules, "mr1cli.data.synthetic", types.SimpleNamespace(write_split=write_split))
+    monkeypatch.setitem(
+        sys.modules, "mr1cli.data.synthetic.splits", types.SimpleNamespace(write_split=write_split)
+    )
     for _ in range(2):
         split = load_split("synthetic:counting-test-3", task="counting", cache_dir=tmp_path, synthetic_seed=7)
         assert [e.truth for e in split.examples] == ["0", "1", "2"]

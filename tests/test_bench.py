@@ -7,18 +7,18 @@ import json
 import pytest
 import torch
 
-from mr1cli import bench_stats
-from mr1cli.bench import bench_config
-from mr1cli.bench_stats import (
+from mr1cli.bench import measure as bench_stats
+from mr1cli.bench.measure import (
     decode_roofline,
     device_bandwidth_gbps,
     kv_bytes_per_token,
     speedup,
     time_stats,
 )
-from mr1cli.bench_summary import summarize_trainer
+from mr1cli.bench.runner import bench_config
+from mr1cli.bench.summary import summarize_trainer
 from mr1cli.config import load_config
-from mr1cli.errors import ConfigError
+from mr1cli.core.errors import ConfigError
 
 
 def test_time_stats_by_hand():
@@ -131,8 +131,8 @@ def test_min_completion_length_is_validated():
 def test_paper_shaped_model_has_qwen2_vl_2b_size(tiny_model_dir):
     from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
 
-    from mr1cli.bench_stats import decoder_weight_bytes
-    from mr1cli.models.paper_shaped import paper_shaped_config
+    from mr1cli.bench.measure import decoder_weight_bytes
+    from mr1cli.zoo.paper_shaped import paper_shaped_config
 
     config = paper_shaped_config(AutoProcessor.from_pretrained(tiny_model_dir))
     with torch.device("meta"):
@@ -163,7 +163,7 @@ SMALL = [
 
 def test_bench_grpo_smoke(bench_cache, tiny_model_dir):
     pytest.importorskip("trl")
-    from mr1cli.bench import bench_grpo
+    from mr1cli.bench.runner import bench_grpo
 
     out = bench_cache / "bench"
     result = bench_grpo("tiny", steps=1, warmup=1, model=str(tiny_model_dir), overrides=SMALL, out_dir=out)
@@ -184,7 +184,7 @@ def test_bench_grpo_smoke(bench_cache, tiny_model_dir):
 
 
 def test_bench_eval_smoke(bench_cache, tiny_model_dir):
-    from mr1cli.bench import bench_eval
+    from mr1cli.bench.runner import bench_eval
 
     report = bench_eval("tiny", model=str(tiny_model_dir), limit=8, out_dir=bench_cache / "bench")
     assert report["settings"]["examples"] == 8 and report["examples_per_s"] > 0
@@ -194,7 +194,7 @@ def test_bench_eval_smoke(bench_cache, tiny_model_dir):
 def test_paper_shaped_profile_needs_a_gpu(bench_cache):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
-    from mr1cli.bench import bench_grpo
+    from mr1cli.bench.runner import bench_grpo
 
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
         bench_grpo("paper-shaped", steps=1, out_dir=None)

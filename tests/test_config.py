@@ -3,7 +3,7 @@
 import pytest
 
 from mr1cli.config import config_from_dict, describe_fields, load_config, parse_override
-from mr1cli.errors import ConfigError
+from mr1cli.core.errors import ConfigError
 
 
 def test_profile_layers_task_and_method():

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from mr1cli.cli import main
-from mr1cli.errors import DataError
-from mr1cli.evaluate import read_saved_completions, score_rows
+from mr1cli.core.errors import DataError
+from mr1cli.evaluation.evaluate import read_saved_completions, score_rows
 
 # R1-V-style GeoQA log rows; by hand: r1v correct = rows 1, 3, 4 (3/5); strict = rows 1, 2, 3 (3/5);
 # format = rows 1, 2, 3, 5 (4/5).

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mr1cli import config as config_module
-from mr1cli import experiments
+from mr1cli.experiments import grid as experiments
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_mini_experiment_runs_reuses_and_continues(mini, monkeypatch):
     assert {c["method"] for c in curves} == {"sft", "grpo-d"}
 
     # A second reproduce trains nothing: every run is found finished and every evaluation reused.
-    from mr1cli.trainers import run
+    from mr1cli.training import train as run
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -71,7 +71,7 @@ def test_mini_experiment_runs_reuses_and_continues(mini, monkeypatch):
 
 
 def test_interrupted_reproduce_continues(mini, monkeypatch):
-    from mr1cli.trainers import grpo
+    from mr1cli.training.recipes import grpo
 
     original = grpo.GRPORecipe.train_step
 

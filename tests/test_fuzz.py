@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mr1cli.config import describe_fields, load_config
+from mr1cli.core.errors import Mr1Error
 from mr1cli.data.adapters import RowOrigin, detect_schema, row_to_example
-from mr1cli.errors import Mr1Error
 from mr1cli.tasks import get_task
 
 settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -99,7 +99,7 @@ def test_dataset_rows_become_examples_or_one_line_errors(row, task_name):
     )
 )
 def test_saved_logs_rescore_or_raise(tmp_path_factory, rows):
-    from mr1cli.evaluate import read_saved_completions, score_rows
+    from mr1cli.evaluation.evaluate import read_saved_completions, score_rows
 
     path = tmp_path_factory.mktemp("fuzz") / "log.json"
     path.write_text(json.dumps(rows))

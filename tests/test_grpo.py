@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from mr1cli.grpo import aggregate, clipped_surrogate, group_advantages, grpo_loss, kl_k3, token_log_probs
+from mr1cli.core.grpo_loss import (
+    aggregate,
+    clipped_surrogate,
+    group_advantages,
+    grpo_loss,
+    kl_k3,
+    token_log_probs,
+)
 
 SQRT_HALF = math.sqrt(0.5)
 

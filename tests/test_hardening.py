@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mr1cli.checkpoint import latest_checkpoint, verify_checkpoint
 from mr1cli.cli import main
 from mr1cli.config import load_config
-from mr1cli.errors import CheckpointError, Mr1Error, TrainingHalted
-from mr1cli.runs import RunDir, atomic_write_text
-from mr1cli.trainers import run_training
+from mr1cli.core.errors import CheckpointError, Mr1Error, TrainingHalted
+from mr1cli.training import run_training
+from mr1cli.training.checkpoints import latest_checkpoint, verify_checkpoint
+from mr1cli.training.run_dir import RunDir, atomic_write_text
 
 SOURCE = Path(__file__).resolve().parent.parent / "mr1cli"
 
@@ -52,7 +52,7 @@ def tiny_grpo(model_dir, *extra):
 
 
 def test_disk_full_during_a_checkpoint_keeps_the_previous_one(cache, tiny_model_dir, tmp_path, monkeypatch):
-    from mr1cli import checkpoint
+    from mr1cli.training import checkpoints as checkpoint
 
     real_save = checkpoint.torch.save
     calls = {"n": 0}
@@ -82,7 +82,7 @@ def test_disk_full_while_writing_results_keeps_the_old_file(tmp_path, monkeypatc
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("mr1cli.runs.os.fsync", no_space)
+    monkeypatch.setattr("mr1cli.training.run_dir.os.fsync", no_space)
     with pytest.raises(Mr1Error, match=r"could not write .*table\.md: No space left on device"):
         atomic_write_text(table, "new results\n")
     assert table.read_text() == "old results\n"
@@ -103,8 +103,8 @@ def test_disk_full_while_writing_results_keeps_the_old_file(tmp_path, monkeypatc
 def test_non_finite_numbers_stop_grpo_with_the_step_named(
     cache, tiny_model_dir, tmp_path, monkeypatch, fault, message
 ):
-    from mr1cli import rewards
-    from mr1cli.trainers import grpo
+    from mr1cli.core import rewards
+    from mr1cli.training.recipes import grpo
 
     state = {"step": 0}
     original_step = grpo.GRPORecipe.train_step
@@ -153,7 +153,7 @@ def test_non_finite_numbers_stop_grpo_with_the_step_named(
 
 
 def test_non_finite_gradient_stops_sft(cache, tiny_model_dir, tmp_path, monkeypatch):
-    from mr1cli.trainers import sft
+    from mr1cli.training.recipes import sft
 
     monkeypatch.setattr(sft.SFTRecipe, "_clip", lambda self: float("nan"))
     cfg = load_config(

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from mr1cli.errors import ConfigError
-from mr1cli.kl_schedule import KL_SCHEDULES, build_schedule
+from mr1cli.core.errors import ConfigError
+from mr1cli.core.kl_schedules import KL_SCHEDULES, build_schedule
 
 
 def schedule(name, **params):

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from mr1cli.errors import CheckpointError, ConfigError
+from mr1cli.core.errors import CheckpointError, ConfigError
 from mr1cli.models import batching
 from mr1cli.models.loading import LoadedModel, load_model, load_reference, vision_tower
-from mr1cli.models.tiny import FORMAT_TOKENS, SPECIAL_TOKENS
+from mr1cli.zoo.tiny import FORMAT_TOKENS, SPECIAL_TOKENS
 
 QUESTION = "How many items are there? Output the thinking process in <think> </think> and final answer (number) in <answer> </answer> tags."
 
@@ -375,7 +375,7 @@ def test_qwen2_5_vl_checkpoints_take_the_same_path(tiny: LoadedModel, tmp_path: 
 
 
 def test_build_is_seeded_and_refuses_to_overwrite(tmp_path: Path) -> None:
-    from mr1cli.models.tiny import build_tiny_model
+    from mr1cli.zoo.tiny import build_tiny_model
 
     corpus = ["How many items are there? <answer> 3 </answer>"]
     first, second = (build_tiny_model(tmp_path / name, corpus=corpus, seed=7) for name in ("a", "b"))

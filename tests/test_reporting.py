@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mr1cli.errors import Mr1Error
-from mr1cli.figures import FIGURES, make_all, make_figures
-from mr1cli.reporting import (
+from mr1cli.core.errors import Mr1Error
+from mr1cli.experiments.figures import FIGURES, make_all, make_figures
+from mr1cli.experiments.tables import (
     build_table,
     load_paper_numbers,
     load_records,

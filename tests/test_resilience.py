@@ -132,7 +132,7 @@ def test_kill_soak_ten_sigkills_at_seeded_random_moments(tiny_model_dir, tmp_pat
     state equals an uninterrupted run's and no checkpoint ever looks complete without being so."""
     import random
 
-    from mr1cli.checkpoint import verify_checkpoint
+    from mr1cli.training.checkpoints import verify_checkpoint
 
     extra = ("train.max_steps=60", "rl.max_completion_length=16")
     reference = tmp_path / "reference"

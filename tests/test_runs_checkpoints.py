@@ -8,16 +8,16 @@ import sys
 import pytest
 import torch
 
-from mr1cli.checkpoint import (
+from mr1cli.config import load_config
+from mr1cli.core.errors import CheckpointError, ConfigError
+from mr1cli.training.checkpoints import (
     latest_checkpoint,
     load_trainer_state,
     prune_checkpoints,
     verify_checkpoint,
     write_checkpoint,
 )
-from mr1cli.config import load_config
-from mr1cli.errors import CheckpointError, ConfigError
-from mr1cli.runs import RunDir, RunLocked
+from mr1cli.training.run_dir import RunDir, RunLocked
 
 
 def _save_weights(directory):
@@ -109,7 +109,7 @@ def test_second_process_is_locked_out(tmp_path):
     run = RunDir(tmp_path / "run")
     with run:
         code = (
-            "import sys; from pathlib import Path; from mr1cli.runs import RunDir, RunLocked\n"
+            "import sys; from pathlib import Path; from mr1cli.training.run_dir import RunDir, RunLocked\n"
             f"try:\n    RunDir(Path({str(tmp_path / 'run')!r})).acquire()\nexcept RunLocked as e:\n    print(e); sys.exit(7)\n"
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -12,7 +12,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from mr1cli.grpo import grpo_loss
+from mr1cli.core.grpo_loss import grpo_loss
 from mr1cli.models.batching import (
     append_completions,
     chat_prompt,

@@ -18,18 +18,16 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from mr1cli.data import (
-    contact_sheet,
-    synth_counting,
-    synth_diagram,
-    synth_geometry,
-    synth_geometry_lengths,
-    synth_geometry_templates,
-    synthetic,
-)
-from mr1cli.data.synth_counting import TRAIN_COLOURS, TRAIN_STYLE, CountingScene
-from mr1cli.data.synth_geometry import SHARED, TEST_ONLY, is_held_out
-from mr1cli.errors import ConfigError
+from mr1cli.core.errors import ConfigError
+from mr1cli.data import contact_sheet
+from mr1cli.data.synthetic import counting as synth_counting
+from mr1cli.data.synthetic import diagram as synth_diagram
+from mr1cli.data.synthetic import geometry as synth_geometry
+from mr1cli.data.synthetic import geometry_lengths as synth_geometry_lengths
+from mr1cli.data.synthetic import geometry_templates as synth_geometry_templates
+from mr1cli.data.synthetic import splits as synthetic
+from mr1cli.data.synthetic.counting import TRAIN_COLOURS, TRAIN_STYLE, CountingScene
+from mr1cli.data.synthetic.geometry import SHARED, TEST_ONLY, is_held_out
 
 TASKS = ("counting", "geometry")
 

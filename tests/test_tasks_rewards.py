@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mr1cli.errors import ConfigError
-from mr1cli.rewards import REWARDS, check_weights, max_total, score_completion
+from mr1cli.core.answer_format import answer_span, has_think_answer_format
+from mr1cli.core.errors import ConfigError
+from mr1cli.core.rewards import REWARDS, check_weights, max_total, score_completion
 from mr1cli.tasks import get_task
-from mr1cli.tasks.answer_format import answer_span, has_think_answer_format
 
 # (completion, truth, r1v accuracy, strict accuracy, format)
 COUNTING_TABLE = [

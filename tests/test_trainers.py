@@ -7,12 +7,12 @@ import torch
 from safetensors.torch import load_file
 
 from mr1cli.config import load_config
-from mr1cli.errors import CheckpointError, TrainingHalted
-from mr1cli.evaluate import evaluate_model
+from mr1cli.core.errors import CheckpointError, TrainingHalted
+from mr1cli.evaluation.evaluate import evaluate_model
 from mr1cli.models.loading import load_model
-from mr1cli.runs import RunDir
-from mr1cli.trainers import run_training
-from mr1cli.trainers.run import load_examples
+from mr1cli.training import run_training
+from mr1cli.training.run_dir import RunDir
+from mr1cli.training.train import load_examples
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_sft_resume_equals_uninterrupted(cache, tiny_model_dir, tmp_path, monkey
     cfg = sft_config(tiny_model_dir, "train.max_steps=6", "train.save_every=2")
     reference = weights(run_training(cfg, output_dir=tmp_path / "a"))
 
-    from mr1cli.trainers import sft
+    from mr1cli.training.recipes import sft
 
     original = sft.SFTRecipe.train_step
 
@@ -107,7 +107,7 @@ def test_finished_run_is_reused_not_retrained(cache, tiny_model_dir, tmp_path):
 
 def test_corrupt_checkpoint_is_refused_on_resume(cache, tiny_model_dir, tmp_path, monkeypatch):
     cfg = sft_config(tiny_model_dir, "train.max_steps=4", "train.save_every=2")
-    from mr1cli.trainers import sft
+    from mr1cli.training.recipes import sft
 
     original = sft.SFTRecipe.train_step
 
@@ -170,7 +170,7 @@ def test_beta_follows_the_schedule_in_the_log(cache, tiny_model_dir, tmp_path):
 
 
 def test_reference_is_loaded_when_beta_starts_at_zero(cache, tiny_model_dir, tmp_path, monkeypatch):
-    from mr1cli.trainers import grpo
+    from mr1cli.training.recipes import grpo
 
     seen = {}
     original = grpo.GRPORecipe.__init__
@@ -196,7 +196,7 @@ def test_reference_is_loaded_when_beta_starts_at_zero(cache, tiny_model_dir, tmp
 
 
 def test_non_finite_reward_halts_with_the_step_named(cache, tiny_model_dir, tmp_path, monkeypatch):
-    from mr1cli import rewards
+    from mr1cli.core import rewards
 
     cfg = grpo_config(tiny_model_dir, "grpo-d", "train.max_steps=4", "train.save_every=2")
     calls = {"n": 0}
@@ -215,7 +215,7 @@ def test_non_finite_reward_halts_with_the_step_named(cache, tiny_model_dir, tmp_
 
 
 def test_all_zero_advantage_batches_are_skipped_and_counted(cache, tiny_model_dir, tmp_path, monkeypatch):
-    from mr1cli import rewards
+    from mr1cli.core import rewards
 
     monkeypatch.setitem(rewards.REWARDS._entries, "accuracy", lambda completion, truth, **kw: 1.0)
     monkeypatch.setitem(rewards.REWARDS._entries, "format", lambda completion, truth, **kw: 0.0)
@@ -257,7 +257,7 @@ def test_grpo_d_raises_accuracy_reward_on_a_learnable_toy(cache, tiny_model_dir,
 
 
 def test_tensorboard_logging_when_asked(cache, tiny_model_dir, tmp_path):
-    from mr1cli.errors import ConfigError
+    from mr1cli.core.errors import ConfigError
 
     cfg = sft_config(tiny_model_dir, "train.max_steps=1", "train.tensorboard=true")
     try:

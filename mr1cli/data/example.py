@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mr1cli.errors import DataError
+from mr1cli.core.errors import DataError
 
 MAX_ASPECT_RATIO = 200  # Qwen2-VL's smart_resize refuses more
 MIN_SIDE = 28  # patch 14 × spatial merge 2

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mr1cli.core.errors import ConfigError, DataError
 from mr1cli.data.adapters import WHOLE_ROW, RowError, RowOrigin, detect_schema, image_column, row_to_example
 from mr1cli.data.example import Example
-from mr1cli.errors import ConfigError, DataError
 from mr1cli.tasks import get_task
 
 if TYPE_CHECKING:
@@ -369,7 +369,7 @@ def _synthetic_file(source: str, task: str, cache_dir: Path, seed: int, image_si
     marker = out_dir / ".mr1-data-file"
     if not marker.is_file():
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        synthetic = importlib.import_module("mr1cli.data.synthetic")
+        synthetic = importlib.import_module("mr1cli.data.synthetic.splits")
         tmp_dir = out_dir.with_name(f".{name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp_dir, ignore_errors=True)
         written = synthetic.write_split(

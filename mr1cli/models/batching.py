@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from mr1cli.grpo import token_log_probs
+from mr1cli.core.grpo_loss import token_log_probs
 
 # Tokens a completion must never contain: they only mark where the processor put image features.
 VISION_MARKER_TOKENS = (

@@ -28,8 +28,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
-from mr1cli.errors import CheckpointError, ConfigError
-from mr1cli.registry import did_you_mean
+from mr1cli.core.errors import CheckpointError, ConfigError
+from mr1cli.core.registry import did_you_mean
 
 logger = logging.getLogger(__name__)
 

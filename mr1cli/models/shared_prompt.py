@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mr1cli.grpo import token_log_probs
+from mr1cli.core.grpo_loss import token_log_probs
 from mr1cli.models.batching import PROMPT_KEYS
 
 

@@ -1,7 +1,7 @@
 """Tasks register themselves on import; `get_task(name)` is the lookup everyone uses."""
 
+from mr1cli.core.task import SCORING_MODES, TASKS, Task
 from mr1cli.tasks import counting, geometry  # noqa: F401  (registration)
-from mr1cli.tasks.base import SCORING_MODES, TASKS, Task
 
 
 def get_task(name: str) -> Task:

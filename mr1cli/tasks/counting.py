@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from mr1cli.tasks.answer_format import answer_span
-from mr1cli.tasks.base import TASKS, Task, check_mode
+from mr1cli.core.answer_format import answer_span
+from mr1cli.core.task import TASKS, Task, check_mode
 
 # R1-V's SuperCLEVR evaluation: the first <answer> block holding only an integer, anywhere.
 _R1V_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")

@@ -14,8 +14,8 @@ import threading
 
 from math_verify import parse, verify
 
-from mr1cli.tasks.answer_format import answer_span
-from mr1cli.tasks.base import TASKS, Task, check_mode
+from mr1cli.core.answer_format import answer_span
+from mr1cli.core.task import TASKS, Task, check_mode
 
 _UNIT_SUFFIX = re.compile(r"\s*(?:degrees?|°|cm|mm|dm|km|m|units?)(?:\^\{?[23]\}?|²|³)?\s*$", re.IGNORECASE)
 # Outside the main thread math-verify's signal-based timeouts cannot work, so we turn them off

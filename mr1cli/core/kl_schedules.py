@@ -1,0 +1,170 @@
+"""KL coefficient schedules β(s): constant (GRPO), the paper's dynamic one (GRPO-D), and
+common shapes for ablations. Each is a stateless function of (step, total_steps), so a
+resumed run needs nothing but the step.
+
+s counts optimizer steps from 0; t = total optimizer steps of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mr1cli.core.errors import ConfigError
+from mr1cli.core.registry import Registry
+
+KL_SCHEDULES: Registry[type[KLSchedule]] = Registry("KL schedule")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KLSchedule:
+    """β(s) for s in [0, t]. Parameters are shared by all shapes; each uses what it needs."""
+
+    beta: float = 0.04
+    beta_min: float = 0.0
+    beta_max: float = 0.0
+    explore_frac: float = 0.3
+
+    formula = ""
+
+    def __post_init__(self) -> None:
+        for name in ("beta", "beta_min", "beta_max"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"rl.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.explore_frac <= 1.0:
+            raise ConfigError(f"rl.explore_frac must be in [0, 1], got {self.explore_frac}")
+
+    def __call__(self, step: int, total_steps: int) -> float:
+        if total_steps < 1:
+            raise ValueError("total_steps must be >= 1")
+        return float(self.value(min(max(step, 0), total_steps), total_steps))
+
+    def value(self, step: int, total_steps: int) -> float:
+        raise NotImplementedError
+
+    def can_be_positive(self, total_steps: int) -> bool:
+        """Whether any step has β > 0: then the reference model must be loaded from the start."""
+        return any(self(s, total_steps) > 0.0 for s in range(total_steps + 1))
+
+    def _require_min_le_max(self) -> None:
+        if self.beta_min > self.beta_max:
+            raise ConfigError(f"rl.beta_min ({self.beta_min}) must not exceed rl.beta_max ({self.beta_max})")
+
+
+@KL_SCHEDULES.register("constant")
+@dataclass(frozen=True, kw_only=True)
+class Constant(KLSchedule):
+    """β(s) = beta (plain GRPO).
+
+    >>> Constant(beta=0.04)(10, 100)
+    0.04
+    """
+
+    formula = "β(s) = β"
+
+    def value(self, step: int, total_steps: int) -> float:
+        return self.beta
+
+
+@KL_SCHEDULES.register("dynamic")
+@dataclass(frozen=True, kw_only=True)
+class Dynamic(KLSchedule):
+    """GRPO-D, paper Eq. 3: from β_mid down to β_min over the first w = explore_frac·t steps
+    (exploration), then linearly up to β_max at s = t (exploitation); β_mid = (β_min+β_max)/2.
+
+    >>> sched = Dynamic(beta_min=0.04, beta_max=0.10, explore_frac=0.3)
+    >>> [round(sched(s, 10), 4) for s in (0, 3, 10)]
+    [0.07, 0.04, 0.1]
+    """
+
+    formula = "s≤w: β_mid − (β_mid − β_min)·s/w;  s>w: β_min + (β_max − β_min)·(s − w)/(t − w)"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._require_min_le_max()
+
+    def value(self, step: int, total_steps: int) -> float:
+        beta_mid = (self.beta_min + self.beta_max) / 2
+        explore_steps = self.explore_frac * total_steps  # w
+        if step <= explore_steps:
+            if explore_steps == 0:
+                return self.beta_min
+            return beta_mid - (beta_mid - self.beta_min) * step / explore_steps  # Eq. 3, s ≤ w
+        return self.beta_min + (self.beta_max - self.beta_min) * (step - explore_steps) / (
+            total_steps - explore_steps
+        )  # Eq. 3, w < s ≤ t
+
+
+@KL_SCHEDULES.register("linear")
+@dataclass(frozen=True, kw_only=True)
+class Linear(KLSchedule):
+    """β rises linearly from β_min at s = 0 to β_max at s = t.
+
+    >>> Linear(beta_min=0.0, beta_max=0.1)(5, 10)
+    0.05
+    """
+
+    formula = "β_min + (β_max − β_min)·s/t"
+
+    def value(self, step: int, total_steps: int) -> float:
+        return self.beta_min + (self.beta_max - self.beta_min) * step / total_steps
+
+
+@KL_SCHEDULES.register("cosine")
+@dataclass(frozen=True, kw_only=True)
+class Cosine(KLSchedule):
+    """β rises from β_min to β_max along a half cosine.
+
+    >>> round(Cosine(beta_min=0.0, beta_max=0.1)(5, 10), 4)
+    0.05
+    """
+
+    formula = "β_min + (β_max − β_min)·(1 − cos(π·s/t))/2"
+
+    def value(self, step: int, total_steps: int) -> float:
+        return (
+            self.beta_min + (self.beta_max - self.beta_min) * (1 - math.cos(math.pi * step / total_steps)) / 2
+        )
+
+
+@KL_SCHEDULES.register("exponential")
+@dataclass(frozen=True, kw_only=True)
+class Exponential(KLSchedule):
+    """β moves geometrically from β_min to β_max (both must be > 0).
+
+    >>> round(Exponential(beta_min=0.01, beta_max=0.04)(5, 10), 4)
+    0.02
+    """
+
+    formula = "β_min·(β_max/β_min)^(s/t)"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.beta_min <= 0 or self.beta_max <= 0:
+            raise ConfigError("the exponential KL schedule needs rl.beta_min > 0 and rl.beta_max > 0")
+
+    def value(self, step: int, total_steps: int) -> float:
+        return self.beta_min * (self.beta_max / self.beta_min) ** (step / total_steps)
+
+
+@KL_SCHEDULES.register("step")
+@dataclass(frozen=True, kw_only=True)
+class Step(KLSchedule):
+    """β_min during the first explore_frac·t steps, β_max afterwards.
+
+    >>> [Step(beta_min=0.0, beta_max=0.1, explore_frac=0.5)(s, 10) for s in (4, 5, 6)]
+    [0.0, 0.0, 0.1]
+    """
+
+    formula = "s≤w: β_min;  s>w: β_max"
+
+    def value(self, step: int, total_steps: int) -> float:
+        return self.beta_min if step <= self.explore_frac * total_steps else self.beta_max
+
+
+def build_schedule(
+    name: str, *, beta: float, beta_min: float, beta_max: float, explore_frac: float
+) -> KLSchedule:
+    """The registered schedule `name` with its parameters validated."""
+    cls = KL_SCHEDULES.get(name)
+    return cls(beta=beta, beta_min=beta_min, beta_max=beta_max, explore_frac=explore_frac)

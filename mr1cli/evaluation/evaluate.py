@@ -1,0 +1,157 @@
+"""Evaluation: batched greedy generation → per-example scoring in both modes → summary.
+
+Also re-scores saved completions without a model (`mr1 eval --rescore`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mr1cli.core.answer_format import has_think_answer_format
+from mr1cli.core.errors import DataError
+from mr1cli.data.example import Example
+from mr1cli.tasks import SCORING_MODES, get_task
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    predictions: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def score_rows(rows: Sequence[dict[str, Any]], task_name: str, scoring: str) -> EvalResult:
+    """Score rows holding `completion` and `truth`; adds both modes' correctness and format."""
+    task = get_task(task_name)
+    predictions = []
+    for row in rows:
+        completion, truth = row["completion"], row["truth"]
+        scored = {
+            **row,
+            "extracted_answer": task.extract_answer(completion, scoring),
+            **{f"correct_{mode}": task.is_correct(completion, truth, mode) for mode in SCORING_MODES},
+            "format": has_think_answer_format(completion),
+        }
+        scored["correct"] = scored[f"correct_{scoring}"]
+        predictions.append(scored)
+    return EvalResult(predictions, summarize(predictions, task_name, scoring))
+
+
+def summarize(predictions: Sequence[dict[str, Any]], task_name: str, scoring: str) -> dict[str, Any]:
+    """Accuracy (headline mode and both modes), format rate, mean completion length.
+
+    >>> summarize([{"correct_r1v": True, "correct_strict": False, "format": True, "length": 4}], "counting", "r1v")["accuracy"]
+    100.0
+    """
+    n = len(predictions)
+
+    def percent(key: str) -> float:
+        return round(100.0 * sum(bool(p[key]) for p in predictions) / n, 4) if n else 0.0
+
+    lengths = [p["length"] for p in predictions if p.get("length") is not None]
+    return {
+        "task": task_name,
+        "n": n,
+        "scoring": scoring,
+        "accuracy": percent(f"correct_{scoring}"),
+        **{f"accuracy_{mode}": percent(f"correct_{mode}") for mode in SCORING_MODES},
+        "format_rate": percent("format"),
+        "mean_length": round(sum(lengths) / len(lengths), 2) if lengths else None,
+    }
+
+
+def evaluate_model(
+    model: Any,
+    processor: Any,
+    examples: Sequence[Example],
+    *,
+    task_name: str,
+    scoring: str,
+    max_new_tokens: int,
+    batch_size: int,
+    max_pixels: int | None = None,
+    min_pixels: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Greedy answers for every example, scored."""
+    from mr1cli.models.batching import chat_prompt, encode_prompts, generate
+
+    task = get_task(task_name)
+    max_new_tokens = max_new_tokens or task.eval_max_new_tokens
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        prompts = [chat_prompt(processor, task.eval_prompt(ex.question)) for ex in chunk]
+        images = [ex.load_image(max_pixels=max_pixels, min_pixels=min_pixels) for ex in chunk]
+        batch = encode_prompts(processor, prompts, images)
+        completions = generate(model, processor, batch, max_new_tokens=max_new_tokens, do_sample=False)
+        for example, tokens in zip(chunk, completions, strict=True):
+            rows.append(
+                {
+                    "id": example.id,
+                    "question": example.question,
+                    "completion": processor.tokenizer.decode(tokens, skip_special_tokens=True),
+                    "truth": example.truth,
+                    "length": len(tokens),
+                }
+            )
+        if progress is not None:
+            progress(len(chunk))
+    return score_rows(rows, task_name, scoring)
+
+
+def read_saved_completions(path: Path, task_name: str) -> list[dict[str, Any]]:
+    """Rows of a saved evaluation log (jsonl, or a json list, or R1-V's {"results": [...]})."""
+    task = get_task(task_name)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    try:
+        if path.suffix == ".jsonl":
+            raw = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            loaded = json.loads(text)
+            raw = loaded.get("results", loaded) if isinstance(loaded, dict) else loaded
+    except ValueError as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(raw, list):
+        raise DataError(f"{path}: expected a list of rows")
+    rows = []
+    for number, row in enumerate(raw, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: row {number}: expected an object")
+        completion = row.get("completion", row.get("model_output"))
+        if not isinstance(completion, str):
+            raise DataError(
+                f"{path}: row {number}: field 'completion' (or 'model_output'): missing or not text"
+            )
+        truth_raw = row.get("ground_truth", row.get("truth"))
+        try:
+            truth = task.parse_truth(truth_raw)
+        except ValueError as error:
+            raise DataError(f"{path}: row {number}: field 'ground_truth': {error}") from None
+        rows.append(
+            {
+                "id": str(row.get("id", number)),
+                "question": row.get("question", ""),
+                "completion": completion,
+                "truth": truth,
+            }
+        )
+    return rows
+
+
+def write_eval_outputs(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
+    from mr1cli.training.run_dir import atomic_write_text
+
+    predictions = out_dir / "predictions.jsonl"
+    metrics = out_dir / "metrics.json"
+    atomic_write_text(
+        predictions, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in result.predictions)
+    )
+    atomic_write_text(metrics, json.dumps(result.summary, indent=1))
+    return predictions, metrics

@@ -1,0 +1,218 @@
+"""The loop every recipe shares: run directory, resume, progress, logging, checkpoints.
+
+A recipe (SFT or GRPO) supplies `train_step(step, indices) -> metrics` over its own model
+and optimizer; this module owns everything around it, so both trainers resume, log and
+stop in the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from mr1cli.config import RunConfig
+from mr1cli.core.errors import TrainingHalted
+from mr1cli.training.checkpoints import (
+    latest_checkpoint,
+    load_trainer_state,
+    prune_checkpoints,
+    verify_checkpoint,
+    write_checkpoint,
+)
+from mr1cli.training.run_dir import RunDir
+from mr1cli.training.steps import shard, step_indices
+
+KEEP_CHECKPOINTS = 2
+
+
+class Recipe(Protocol):
+    model: torch.nn.Module
+    processor: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    accelerator: Any
+
+    def train_step(self, step: int, indices: list[int]) -> dict[str, float]: ...
+
+
+@dataclass
+class LoopHooks:
+    """Optional callbacks: evaluation every `eval_every` steps and a per-step observer (tests)."""
+
+    evaluate: Callable[[int], dict[str, float]] | None = None
+    after_step: Callable[[int, dict[str, float]], None] | None = None
+    extra_done: dict[str, Any] = field(default_factory=dict)
+
+
+def resume_point(run: RunDir) -> Path | None:
+    """The newest checkpoint that verifies; a corrupt newest one is reported, not skipped silently."""
+    checkpoint = latest_checkpoint(run.checkpoints)
+    if checkpoint is not None:
+        verify_checkpoint(checkpoint)
+    return checkpoint
+
+
+def save_model_files(recipe: Recipe, directory: Path) -> None:
+    from mr1cli.models.loading import quiet_progress_bars
+
+    model = recipe.accelerator.unwrap_model(recipe.model)
+    with quiet_progress_bars():
+        model.save_pretrained(directory, safe_serialization=True)
+        recipe.processor.save_pretrained(directory)
+
+
+def save_checkpoint(recipe: Recipe, run: RunDir, step: int) -> Path:
+    state = {
+        "optimizer": recipe.optimizer.state_dict(),
+        "scheduler": recipe.scheduler.state_dict(),
+        "step": step,
+    }
+    path = write_checkpoint(
+        run.checkpoints, step, lambda d: save_model_files(recipe, d), state, {"run": run.path.name}
+    )
+    prune_checkpoints(run.checkpoints, KEEP_CHECKPOINTS)
+    return path
+
+
+def restore_trainer_state(recipe: Recipe, checkpoint: Path) -> int:
+    state = load_trainer_state(checkpoint)
+    recipe.optimizer.load_state_dict(state["optimizer"])
+    recipe.scheduler.load_state_dict(state["scheduler"])
+    return int(state["step"])
+
+
+def _check_finite(step: int, metrics: dict[str, float]) -> None:
+    for key in ("loss", "loss/total", "reward/mean"):
+        value = metrics.get(key)
+        if value is not None and not math.isfinite(value):
+            raise TrainingHalted(
+                f"step {step}: {key} is {value}; stopped, the last good checkpoint is kept (lower the learning rate?)"
+            )
+
+
+def run_loop(
+    recipe: Recipe,
+    cfg: RunConfig,
+    run: RunDir,
+    *,
+    num_examples: int,
+    total_steps: int,
+    start_step: int,
+    hooks: LoopHooks | None = None,
+    describe: str = "training",
+) -> dict[str, Any]:
+    """Steps start_step … total_steps-1; checkpoints at save_every and at the end; Ctrl-C saves."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    hooks = hooks or LoopHooks()
+    accelerator = recipe.accelerator
+    is_main = accelerator.is_main_process
+    tensorboard = _tensorboard_writer(run) if cfg.train.tensorboard and is_main else None
+    train = cfg.train
+    interrupted = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    last: dict[str, float] = {}
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    try:
+        with Progress(*columns, disable=not is_main, transient=False) as progress:
+            bar = progress.add_task(describe, total=total_steps, completed=start_step, status="")
+            for step in range(start_step, total_steps):
+                started = time.perf_counter()
+                indices = step_indices(num_examples, step, train.prompts_per_step, train.seed)
+                mine = shard(indices, accelerator.process_index, accelerator.num_processes)
+                metrics = recipe.train_step(step, mine)
+                _check_finite(step, metrics)
+                metrics["perf/step_seconds"] = time.perf_counter() - started
+                metrics["perf/steps_per_s"] = 1.0 / max(metrics["perf/step_seconds"], 1e-9)
+                done_steps = step + 1
+                if hooks.evaluate is not None and train.eval_every and done_steps % train.eval_every == 0:
+                    metrics.update(hooks.evaluate(done_steps))
+                if is_main and (done_steps % train.log_every == 0 or done_steps == total_steps):
+                    run.log_metrics({"step": done_steps, **metrics})
+                    if tensorboard is not None:
+                        for key, value in metrics.items():
+                            tensorboard.add_scalar(key, value, done_steps)
+                if hooks.after_step is not None:
+                    hooks.after_step(done_steps, metrics)
+                last = metrics
+                status = "  ".join(f"{k.split('/')[-1]} {v:.3g}" for k, v in metrics.items() if k in _SHOWN)
+                progress.update(bar, completed=done_steps, status=status)
+                if interrupted:
+                    if is_main:
+                        save_checkpoint(recipe, run, done_steps)
+                    raise KeyboardInterrupt
+                if (
+                    train.save_every
+                    and done_steps % train.save_every == 0
+                    and done_steps < total_steps
+                    and is_main
+                ):
+                    save_checkpoint(recipe, run, done_steps)
+                accelerator.wait_for_everyone()
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        if tensorboard is not None:
+            tensorboard.close()
+    return last
+
+
+def _tensorboard_writer(run: RunDir) -> Any:
+    """A SummaryWriter logging into <run>/tensorboard (train.tensorboard=true)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        from mr1cli.core.errors import ConfigError
+
+        raise ConfigError(
+            "train.tensorboard=true needs the tensorboard package: pip install -e '.[tensorboard]'"
+        ) from None
+    return SummaryWriter(log_dir=str(run.path / "tensorboard"))
+
+
+_SHOWN = {"loss", "loss/total", "reward/mean", "reward/accuracy", "kl/beta", "eval/accuracy"}
+
+
+def finish_run(
+    recipe: Recipe, run: RunDir, final_metrics: dict[str, Any], total_steps: int, extra: dict[str, Any]
+) -> Path:
+    """Write `final/` (a loadable checkpoint), then done.json last."""
+    if recipe.accelerator.is_main_process:
+        final = save_checkpoint(recipe, run, total_steps)
+        staging = run.path / ".tmp-final"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(final, staging)
+        shutil.rmtree(run.final, ignore_errors=True)
+        os.replace(staging, run.final)
+        run.mark_done({"steps": total_steps, "final_metrics": final_metrics, **extra})
+        # final/ is the finished model; the resume checkpoints would only double the disk use.
+        shutil.rmtree(run.checkpoints, ignore_errors=True)
+    recipe.accelerator.wait_for_everyone()
+    return run.final

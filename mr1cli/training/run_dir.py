@@ -1,0 +1,171 @@
+"""A run directory: resolved config, environment, metrics log, checkpoints, a lock.
+
+results/runs/<method>-<task>-<config hash>/
+    config.json        the resolved RunConfig (a different config is never written over it)
+    env.json           versions, device, git revision
+    metrics.jsonl      one JSON object per logged step
+    checkpoints/       step-NNNNNN/ (see checkpoint.py)
+    final/             the finished model, a loadable checkpoint
+    done.json          written last: the run finished
+    run.lock           held while a process writes here
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from mr1cli.config import RunConfig, config_from_dict
+from mr1cli.core.errors import ConfigError, Mr1Error
+
+RUNS_ROOT = Path("results") / "runs"
+
+
+class RunLocked(Mr1Error):
+    """Another mr1 process is writing the same run directory."""
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    return Path(os.environ.get("MR1_RUNS", RUNS_ROOT)) / cfg.run_name()
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_handle: Any = None
+
+    config_file = property(lambda self: self.path / "config.json")
+    metrics_file = property(lambda self: self.path / "metrics.jsonl")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    final = property(lambda self: self.path / "final")
+    done_file = property(lambda self: self.path / "done.json")
+
+    def is_done(self) -> bool:
+        return self.done_file.is_file()
+
+    def done_info(self) -> dict[str, Any]:
+        return json.loads(self.done_file.read_text())
+
+    # ------------------------------------------------------------ lifecycle
+
+    def acquire(self) -> None:
+        """Take the run's lock; refuse with a clear message if another process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = (self.path / "run.lock").open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunLocked(
+                f"another mr1 process (pid {holder}) is writing {self.path}; wait for it or pick another --output"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_handle = handle
+
+    def release(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> RunDir:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def bind_config(self, cfg: RunConfig, *, resume: bool) -> None:
+        """Record the config, or check it matches the one already recorded."""
+        if self.config_file.exists():
+            recorded = config_from_dict(json.loads(self.config_file.read_text()))
+            if recorded.fingerprint() != cfg.fingerprint():
+                raise ConfigError(
+                    f"{self.path} holds a run with a different config ({recorded.run_name()}); "
+                    "choose another --output (nothing was overwritten)"
+                )
+            has_progress = self.metrics_file.exists() or self.checkpoints.exists()
+            if has_progress and not resume and not self.is_done():
+                raise ConfigError(
+                    f"{self.path} holds an unfinished run; pass --resume to continue it or choose another --output"
+                )
+            return
+        atomic_write_text(self.config_file, json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
+        atomic_write_text(self.path / "env.json", json.dumps(environment(), indent=1, sort_keys=True))
+
+    # ------------------------------------------------------------ metrics
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_file.exists():
+            return []
+        rows = []
+        for line in self.metrics_file.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                break  # a line cut by a kill: everything after it is gone too
+        return rows
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """Keep only rows up to `last_step` (the checkpoint a resumed run restarts from)."""
+        kept = [row for row in self.read_metrics() if row.get("step", 0) <= last_step]
+        atomic_write_text(self.metrics_file, "".join(json.dumps(row, sort_keys=True) + "\n" for row in kept))
+
+    def log_metrics(self, row: dict[str, Any]) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        try:
+            with self.metrics_file.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(clean, sort_keys=True) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise Mr1Error(f"could not write {self.metrics_file}: {error.strerror or error}") from None
+
+    def mark_done(self, info: dict[str, Any]) -> None:
+        atomic_write_text(self.done_file, json.dumps(info, indent=1, sort_keys=True))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers see the old or the new content, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise Mr1Error(f"could not write {path}: {error.strerror or error}") from None
+
+
+def environment() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        revision = ""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+        "git_revision": revision or None,
+    }

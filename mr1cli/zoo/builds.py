@@ -1,0 +1,87 @@
+"""Model names the profiles use: `tiny` (freshly built) and `tiny-base` (tiny, warmed up).
+
+Anything else is passed through as a hub id or a local folder. Both tiny models are built
+once into the cache (MR1_CACHE, default .mr1-cache) and reused; a folder is only used once
+it is complete (each build writes atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from mr1cli.config import RunConfig, load_config
+from mr1cli.data.sources import default_cache_dir
+
+logger = logging.getLogger(__name__)
+
+TINY_VERSION = "1"
+TASK_NAMES = ("counting", "geometry")
+
+
+def resolve_model(name: str, cfg: RunConfig | None = None) -> str:
+    if name == "tiny":
+        return str(ensure_tiny_model(_image_size(cfg)))
+    if name == "tiny-base":
+        return str(ensure_tiny_base())
+    return name
+
+
+def _image_size(cfg: RunConfig | None) -> int:
+    return cfg.data.synthetic_image_size if cfg is not None else 112
+
+
+def _corpus(image_size: int) -> list[str]:
+    """Text the tiny tokenizer is trained on: questions, traces and answers of every synthetic split."""
+    from mr1cli.data.sources import load_split
+
+    texts: list[str] = []
+    for task in TASK_NAMES:
+        for split, n in (("warmup", 300), ("test", 100)):
+            loaded = load_split(f"synthetic:{task}-{split}-{n}", task=task, synthetic_image_size=image_size)
+            for ex in loaded.examples:
+                texts += [
+                    ex.question,
+                    ex.thinking,
+                    f"<think> {ex.thinking} </think><answer> {ex.truth} </answer>",
+                ]
+    return texts
+
+
+def ensure_tiny_model(image_size: int = 112) -> Path:
+    from mr1cli.zoo.tiny import build_tiny_model
+
+    path = default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
+    if not (path / "config.json").is_file():
+        logger.info("building the tiny model into %s", path)
+        build_tiny_model(
+            path, corpus=_corpus(image_size), seed=0, image_size=image_size, overwrite=path.exists()
+        )
+    return path
+
+
+def tiny_base_configs() -> dict[str, RunConfig]:
+    return {task: load_config(method="sft", task=task, profile="tiny-base") for task in TASK_NAMES}
+
+
+def tiny_base_dir() -> Path:
+    configs = tiny_base_configs()
+    key = json.dumps({t: c.fingerprint() for t, c in configs.items()} | {"v": TINY_VERSION}, sort_keys=True)
+    return default_cache_dir() / "models" / f"tiny-base-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def ensure_tiny_base() -> Path:
+    """Warm the tiny model up on both tasks' warm-up splits (one SFT run), once; return final/."""
+    from mr1cli.training import run_training
+    from mr1cli.training.run_dir import RunDir
+    from mr1cli.training.train import load_examples
+
+    run_dir = tiny_base_dir()
+    if RunDir(run_dir).is_done():
+        return run_dir / "final"
+    configs = tiny_base_configs()
+    examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
+    logger.info("building the tiny base model into %s (%d warm-up examples)", run_dir, len(examples))
+    return run_training(configs["counting"], output_dir=run_dir, resume=True, train_examples=examples)
