@@ -33,7 +33,7 @@ app.add_typer(bench_app, name="bench")
 
 Overrides = Annotated[
     list[str] | None,
-    typer.Argument(help="config overrides as key=value, e.g. rl.beta=0.02 reward.weights.format=0"),
+    typer.Argument(help="config overrides as key=value, e.g. rl.kl.beta=0.02 reward.weights.format=0"),
 ]
 Profile = Annotated[str, typer.Option(help="tiny (embedded, CPU, offline) or paper (Qwen2-VL-2B, real data)")]
 Task = Annotated[str, typer.Option(help="counting or geometry")]
@@ -42,7 +42,7 @@ Task = Annotated[str, typer.Option(help="counting or geometry")]
 @app.command(
     epilog="Examples:\n\n"
     "    mr1 train --method grpo-d --task counting\n\n"
-    "    mr1 train --method grpo --task geometry rl.beta=0.02 reward.weights.format=0\n\n"
+    "    mr1 train --method grpo --task geometry rl.kl.beta=0.02 reward.weights.format=0\n\n"
     "    accelerate launch --config_file experiments/accelerate/8gpu.yaml -m mr1cli train "
     "--method grpo-d --task geometry --profile paper\n\n"
     "    mr1 train --method sft --task counting --resume --output results/runs/my-sft"
@@ -67,7 +67,7 @@ def train(
     overrides: Overrides = None,
 ) -> None:
     """Fine-tune a model with SFT, GRPO or GRPO-D on one task."""
-    from mr1cli.config import load_config
+    from mr1cli.config_loading import load_config
 
     extra = [f"model.name_or_path={model}"] if model else []
     cfg = load_config(
@@ -79,9 +79,11 @@ def train(
         typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return
     from mr1cli.training import run_training
+    from mr1cli.zoo.builds import resolve_model
 
     _log_to_console()
-    final = run_training(cfg, output_dir=output, resume=resume)
+    base_model = resolve_model(cfg.model.name_or_path, cfg)
+    final = run_training(cfg, base_model=base_model, output_dir=output, resume=resume)
     console.print(f"final model: {final}  (metrics: {final.parent / 'metrics.jsonl'})")
 
 
@@ -144,7 +146,7 @@ def reproduce(
     ] = False,
 ) -> None:
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
-    from mr1cli.experiments.grid import reproduce as run_reproduce
+    from mr1cli.experiments.reproduce import reproduce as run_reproduce
 
     _log_to_console()
     run_reproduce(experiment, profile=profile, seeds=seeds, dry_run=dry_run)

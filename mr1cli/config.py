@@ -1,9 +1,7 @@
 """Run configuration: frozen dataclasses whose `help` metadata is the documentation.
 
-Layering, later wins: dataclass defaults → profile YAML (experiments/profiles/<name>.yaml:
-`base`, then `by_task.<task>`, then `by_method.<method>`) → a `--config` YAML file →
-`key=value` overrides such as `rl.beta=0.02` or `reward.weights.format=0`.
-Unknown keys and values of the wrong type raise ConfigError naming the key.
+A leaf: range checks live here, registry names (method, task, rewards, KL schedule, sampler) are
+checked in one explicit step when a config is loaded (`mr1cli.config_loading.load_config`).
 """
 
 from __future__ import annotations
@@ -11,17 +9,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mr1cli.core.errors import ConfigError
-from mr1cli.core.registry import Registry
 
 # The repository's experiments/ folder: profiles, experiment specs and the paper's numbers.
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
@@ -32,19 +24,6 @@ def _f(default: Any, help: str) -> Any:
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    trainer: str  # "sft" or "grpo"
-    kl_schedule: str | None  # the registered KL schedule a GRPO method uses by default
-    description: str
-
-
-METHODS: Registry[MethodSpec] = Registry("method")
-METHODS.add("sft", MethodSpec("sft", None, "supervised fine-tuning on the answers"))
-METHODS.add("grpo", MethodSpec("grpo", "constant", "GRPO with a constant KL weight β"))
-METHODS.add("grpo-d", MethodSpec("grpo", "dynamic", "GRPO-D: β follows the paper's Eq. 3 schedule"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,11 +133,12 @@ class RLConfig:
         "new tokens sampled before an end-of-sequence token may end a rollout (0 = off; "
         "`mr1 bench` sets it to max_completion_length so every rollout has the same length)",
     )
-    kl_schedule: str = _f("", "registered β schedule; empty = the method's (grpo: constant, grpo-d: dynamic)")
-    beta: float = _f(0.04, "β of the constant schedule")
-    beta_min: float = _f(0.04, "β_min of the dynamic and other shaped schedules")
-    beta_max: float = _f(0.10, "β_max of the dynamic and other shaped schedules")
-    explore_frac: float = _f(0.3, "w/t: fraction of steps in the exploration phase (paper: 0.3)")
+    kl: dict[str, Any] = _f(
+        {},
+        "the KL schedule β(s) and its own parameters, e.g. {name: dynamic, beta_min: 0.04, beta_max: 0.1, "
+        "explore_frac: 0.3}; name defaults to the method's (grpo: constant, grpo-d: dynamic) and unset "
+        "parameters to the task's (paper per-task β); a parameter the schedule does not take is an error",
+    )
     epsilon_low: float = _f(0.2, "lower clip range of the importance ratio")
     epsilon_high: float = _f(0.2, "upper clip range of the importance ratio")
     num_iterations: int = _f(1, "μ: policy updates per batch of rollouts (paper / R1-V: 1, ratio ≡ 1)")
@@ -184,15 +164,12 @@ class RLConfig:
             raise ConfigError(f"rl.top_p must be in (0, 1], got {self.top_p}")
         if self.max_prompt_length < 1 or self.max_completion_length < 1:
             raise ConfigError("rl.max_prompt_length and rl.max_completion_length must be >= 1")
-        from mr1cli.models.sampling import SAMPLERS  # torch-heavy: imported only when a config is built
-
-        SAMPLERS.get(self.sampler)
         if not 0 <= self.min_completion_length <= self.max_completion_length:
             raise ConfigError(
                 f"rl.min_completion_length must be in [0, rl.max_completion_length={self.max_completion_length}], "
                 f"got {self.min_completion_length}"
             )
-        for name in ("beta", "beta_min", "beta_max", "epsilon_low", "epsilon_high"):
+        for name in ("epsilon_low", "epsilon_high"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"rl.{name} must be >= 0, got {getattr(self, name)}")
         if self.num_iterations < 1:
@@ -211,10 +188,11 @@ class RewardConfig:
     scoring: str = _f("strict", "scoring mode of the accuracy reward: strict or r1v")
 
     def __post_init__(self) -> None:
-        from mr1cli.core.rewards import check_weights  # rewards imports tasks; keep config import-light
-
-        check_weights(self.weights)
-        _check_scoring("reward.scoring", self.scoring)
+        for name, weight in self.weights.items():
+            if weight < 0:
+                raise ConfigError(f"reward.weights.{name} must be >= 0, got {weight}")
+        if not any(weight > 0 for weight in self.weights.values()):
+            raise ConfigError("reward.weights: at least one reward needs a positive weight")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,7 +204,6 @@ class EvalConfig:
     batch_size: int = _f(16, "test prompts generated together")
 
     def __post_init__(self) -> None:
-        _check_scoring("eval.scoring", self.scoring)
         if self.max_new_tokens < 0 or self.batch_size < 1:
             raise ConfigError("eval.max_new_tokens must be >= 0 and eval.batch_size >= 1")
 
@@ -264,32 +241,6 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
 
-    def __post_init__(self) -> None:
-        METHODS.get(self.method)
-        from mr1cli.tasks import get_task
-
-        get_task(self.task)
-        self.kl_schedule().can_be_positive(1)  # validates the schedule's name and parameters
-
-    @property
-    def trainer(self) -> str:
-        return METHODS.get(self.method).trainer
-
-    def kl_schedule_name(self) -> str:
-        return self.rl.kl_schedule or METHODS.get(self.method).kl_schedule or "constant"
-
-    def kl_schedule(self):
-        from mr1cli.core.kl_schedules import build_schedule
-
-        rl = self.rl
-        return build_schedule(
-            self.kl_schedule_name(),
-            beta=rl.beta,
-            beta_min=rl.beta_min,
-            beta_max=rl.beta_max,
-            explore_frac=rl.explore_frac,
-        )
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -305,194 +256,6 @@ class RunConfig:
 
     def run_name(self) -> str:
         return f"{self.method}-{self.task}-{self.fingerprint()}"
-
-
-def _check_scoring(key: str, mode: str) -> None:
-    from mr1cli.core.task import SCORING_MODES
-
-    if mode not in SCORING_MODES:
-        raise ConfigError(f"{key} must be one of {', '.join(SCORING_MODES)}, got '{mode}'")
-
-
-# ---------------------------------------------------------------- layering and type checks
-
-
-def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    """Check `value` against a field's annotation (ints accepted for floats); ConfigError if wrong."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in (o for o in options if o is not type(None)):
-            try:
-                return _coerce(key, value, option)
-            except ConfigError as error:
-                errors.append(error)
-        raise errors[0]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping like {{name: number}}, got {value!r}")
-        _, value_type = typing.get_args(annotation)
-        return {str(k): _coerce(f"{key}.{k}", v, value_type) for k, v in value.items()}
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-3" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    raise ConfigError(f"{key}: unsupported field type {annotation!r}")
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
-    types_by_name = _field_types(cls)
-    kwargs: dict[str, Any] = {}
-    for name, value in values.items():
-        key = f"{prefix}{name}"
-        if name not in types_by_name:
-            from mr1cli.core.registry import did_you_mean
-
-            choices = [f"{prefix}{known}" for known in types_by_name]
-            raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, choices)}")
-        annotation = types_by_name[name]
-        if dataclasses.is_dataclass(annotation):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{key}: expected a section of keys, got {value!r}")
-            kwargs[name] = _build(annotation, value, prefix=f"{key}.")
-        else:
-            kwargs[name] = _coerce(key, value, annotation)
-    return cls(**kwargs)
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge; a mapping-valued field such as reward.weights is replaced key by key."""
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def parse_override(text: str) -> dict[str, Any]:
-    """`a.b=value` → {"a": {"b": value}} with value read as YAML (numbers, true/false, strings).
-
-    >>> parse_override("rl.beta=0.02")
-    {'rl': {'beta': 0.02}}
-    """
-    if "=" not in text:
-        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. rl.beta=0.02)")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override '{text}' has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    nested: dict[str, Any] = value
-    for part in reversed(key.split(".")):
-        nested = {part: nested}
-    return nested
-
-
-def _read_yaml(path: Path, what: str) -> dict[str, Any]:
-    try:
-        content = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file not found: {path}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if content is None:
-        return {}
-    if not isinstance(content, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-    return content
-
-
-def profiles_dir() -> Path:
-    """experiments/profiles, or $MR1_PROFILES_DIR to use your own profiles."""
-    return Path(os.environ.get("MR1_PROFILES_DIR") or PROFILES_DIR)
-
-
-def profile_path(profile: str) -> Path:
-    root = profiles_dir()
-    path = root / f"{profile}.yaml"
-    if not path.exists():
-        from mr1cli.core.registry import did_you_mean
-
-        names = sorted(p.stem for p in root.glob("*.yaml"))
-        raise ConfigError(f"unknown profile '{profile}'{did_you_mean(profile, names)}")
-    return path
-
-
-def profile_layers(profile: str, task: str, method: str) -> list[dict[str, Any]]:
-    """The profile's `base`, `by_task.<task>` and `by_method.<method>` sections, in order."""
-    path = profile_path(profile)
-    content = _read_yaml(path, "profile")
-    unknown = set(content) - {"base", "by_task", "by_method", "description"}
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown top-level section(s) {sorted(unknown)} (use base, by_task, by_method)"
-        )
-    return [
-        content.get("base") or {},
-        (content.get("by_task") or {}).get(task) or {},
-        (content.get("by_method") or {}).get(method) or {},
-    ]
-
-
-def load_config(
-    *,
-    method: str,
-    task: str,
-    profile: str = "tiny",
-    config_file: Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    extra_layers: list[dict[str, Any]] | None = None,
-) -> RunConfig:
-    """Resolve a run's configuration through every layer (see the module docstring)."""
-    METHODS.get(method)
-    layers = profile_layers(profile, task, method)
-    layers += extra_layers or []
-    if config_file is not None:
-        layers.append(_read_yaml(config_file, "config"))
-    layers += [parse_override(text) for text in overrides]
-    values: dict[str, Any] = {}
-    for layer in layers:
-        values = _merge(values, layer)
-    for fixed in ("method", "task", "profile"):
-        values.pop(fixed, None)
-    return _build(RunConfig, {**values, "method": method, "task": task, "profile": profile})
-
-
-def config_from_dict(values: dict[str, Any]) -> RunConfig:
-    """Rebuild a RunConfig saved with `to_dict` (a run directory's config.json)."""
-    return _build(RunConfig, values)
 
 
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:

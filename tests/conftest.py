@@ -29,3 +29,19 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(
         tmp_path_factory.mktemp("models") / "tiny-qwen2-vl", corpus=TINY_CORPUS * 4, seed=0
     )
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty model and data cache (MR1_CACHE) for this test."""
+    monkeypatch.setenv("MR1_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A cache shared by the tests of one module (synthetic data is generated once)."""
+    path = tmp_path_factory.mktemp("mr1-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MR1_CACHE", str(path))
+        yield path

@@ -30,9 +30,12 @@ import torch
 
 from mr1cli.bench.measure import MemoryMeter, now, synchronize
 from mr1cli.bench.summary import assemble, mr1_record
-from mr1cli.config import RunConfig, load_config
+from mr1cli.config import RunConfig
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
+from mr1cli.core.kl_schedules import schedule_from_settings
 from mr1cli.core.registry import Registry
+from mr1cli.zoo.builds import resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +91,11 @@ def bench_config(profile: str, total_steps: int, model: str | None = None, overr
     spec = BENCH_PROFILES.get(profile)
     base = [*spec.overrides, f"model.name_or_path={model or spec.default_model}", *overrides]
     cfg = load_config(method="grpo-d", task="counting", profile=spec.config_profile, overrides=base)
-    beta = cfg.rl.beta_min
+    beta = cfg.rl.kl["beta_min"]
     fixed = [
         f"rl.min_completion_length={cfg.rl.max_completion_length}",  # no early stop at EOS
-        f"rl.beta_max={beta}",  # β(s) ≡ β_min: GRPO-D's schedule, held flat to match TRL's constant β
-        f"rl.beta={beta}",
+        "rl.kl.name=constant",  # β(s) ≡ GRPO-D's β_min, held flat to match TRL's constant β
+        f"rl.kl.beta={beta}",
         "rl.skip_zero_advantage_steps=false",
         f"train.max_steps={total_steps}",
         "train.lr_scheduler=constant",
@@ -104,14 +107,7 @@ def bench_config(profile: str, total_steps: int, model: str | None = None, overr
 
 
 def prepare_model(cfg: RunConfig) -> str:
-    """The checkpoint folder to benchmark: `paper-shaped` is built once into the cache."""
-    from mr1cli.zoo.builds import ensure_tiny_model, resolve_model
-
-    if cfg.model.name_or_path == "paper-shaped":
-        from mr1cli.data.sources import default_cache_dir
-        from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
-
-        return str(ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model()))
+    """The checkpoint folder to benchmark (a built-in name such as `paper-shaped` is built once)."""
     return resolve_model(cfg.model.name_or_path, cfg)
 
 
@@ -135,10 +131,10 @@ def bench_grpo(
     from accelerate import Accelerator
 
     from mr1cli.bench.trl import run_trl
+    from mr1cli.data.for_config import load_examples
     from mr1cli.models.loading import load_for_config
     from mr1cli.training.recipes.grpo import GRPORecipe
     from mr1cli.training.steps import step_indices
-    from mr1cli.training.train import load_examples
 
     if steps < 1 or warmup < 0:
         raise ConfigError("bench needs --steps >= 1 and warm-up >= 0")
@@ -160,7 +156,7 @@ def bench_grpo(
     model_path = prepare_model(cfg)
     examples = load_examples(cfg, "train")
     plan = [step_indices(len(examples), s, cfg.train.prompts_per_step, cfg.train.seed) for s in range(total)]
-    beta = cfg.kl_schedule()(0, total)
+    beta = schedule_from_settings(cfg.rl.kl)(0, total)
     meter = MemoryMeter(device)
     logger.info("bench %s: loading both trainers from %s on %s", profile, model_path, device)
     recipe = GRPORecipe(cfg, examples, model_path, model_path, total, Accelerator(cpu=device.type == "cpu"))
@@ -216,9 +212,9 @@ def bench_eval(
 ) -> dict[str, Any]:
     """Greedy evaluation throughput (examples/s, tokens/s) of `evaluate_model` on the profile's test set."""
     from mr1cli.bench.report import environment, write_eval_report
+    from mr1cli.data.for_config import load_examples
     from mr1cli.evaluation.evaluate import evaluate_model
     from mr1cli.models.loading import load_for_config
-    from mr1cli.training.train import load_examples
 
     spec = BENCH_PROFILES.get(profile)
     device = _device(spec)
@@ -231,17 +227,7 @@ def bench_eval(
     def run(batch: Sequence) -> tuple[float, Any]:
         synchronize(device)
         started = now()
-        result = evaluate_model(
-            loaded.model,
-            loaded.processor,
-            batch,
-            task_name=cfg.task,
-            scoring=e.scoring,
-            max_new_tokens=e.max_new_tokens,
-            batch_size=e.batch_size,
-            max_pixels=m.max_pixels,
-            min_pixels=m.min_pixels,
-        )
+        result = evaluate_model(loaded.model, loaded.processor, batch, cfg)
         synchronize(device)
         return now() - started, result
 

@@ -141,8 +141,8 @@ def roofline_report(policy, cfg: RunConfig, device: torch.device, trainers, reci
 
 
 def _mean_prompt_tokens(recipe, cfg: RunConfig) -> float:
+    from mr1cli.core.task import get_task
     from mr1cli.models.batching import chat_prompt, encode_prompts
-    from mr1cli.tasks import get_task
 
     task, m = get_task(cfg.task), cfg.model
     sample = recipe.examples[: cfg.train.micro_batch]

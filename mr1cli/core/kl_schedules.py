@@ -8,7 +8,9 @@ s counts optimizer steps from 0; t = total optimizer steps of the run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.registry import Registry
@@ -18,21 +20,19 @@ KL_SCHEDULES: Registry[type[KLSchedule]] = Registry("KL schedule")
 
 @dataclass(frozen=True, kw_only=True)
 class KLSchedule:
-    """β(s) for s in [0, t]. Parameters are shared by all shapes; each uses what it needs."""
+    """β(s) for s in [0, t]. Each shape declares the parameters it uses as its own fields
+    (config `rl.kl.<field>`); `build_schedule` refuses a parameter the shape does not have."""
 
-    beta: float = 0.04
-    beta_min: float = 0.0
-    beta_max: float = 0.0
-    explore_frac: float = 0.3
-
-    formula = ""
+    formula: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        for name in ("beta", "beta_min", "beta_max"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"rl.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.explore_frac <= 1.0:
-            raise ConfigError(f"rl.explore_frac must be in [0, 1], got {self.explore_frac}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "explore_frac":
+                if not 0.0 <= value <= 1.0:
+                    raise ConfigError(f"rl.kl.explore_frac must be in [0, 1], got {value}")
+            elif value < 0:
+                raise ConfigError(f"rl.kl.{f.name} must be >= 0, got {value}")
 
     def __call__(self, step: int, total_steps: int) -> float:
         if total_steps < 1:
@@ -46,9 +46,19 @@ class KLSchedule:
         """Whether any step has β > 0: then the reference model must be loaded from the start."""
         return any(self(s, total_steps) > 0.0 for s in range(total_steps + 1))
 
+
+@dataclass(frozen=True, kw_only=True)
+class Ramp(KLSchedule):
+    """A shape that moves β between β_min and β_max."""
+
+    beta_min: float = 0.0
+    beta_max: float = 0.0
+
     def _require_min_le_max(self) -> None:
         if self.beta_min > self.beta_max:
-            raise ConfigError(f"rl.beta_min ({self.beta_min}) must not exceed rl.beta_max ({self.beta_max})")
+            raise ConfigError(
+                f"rl.kl.beta_min ({self.beta_min}) must not exceed rl.kl.beta_max ({self.beta_max})"
+            )
 
 
 @KL_SCHEDULES.register("constant")
@@ -60,6 +70,8 @@ class Constant(KLSchedule):
     0.04
     """
 
+    beta: float = 0.04
+
     formula = "β(s) = β"
 
     def value(self, step: int, total_steps: int) -> float:
@@ -68,7 +80,7 @@ class Constant(KLSchedule):
 
 @KL_SCHEDULES.register("dynamic")
 @dataclass(frozen=True, kw_only=True)
-class Dynamic(KLSchedule):
+class Dynamic(Ramp):
     """GRPO-D, paper Eq. 3: from β_mid down to β_min over the first w = explore_frac·t steps
     (exploration), then linearly up to β_max at s = t (exploitation); β_mid = (β_min+β_max)/2.
 
@@ -77,6 +89,7 @@ class Dynamic(KLSchedule):
     [0.07, 0.04, 0.1]
     """
 
+    explore_frac: float = 0.3  # w/t (paper: 0.3)
     formula = "s≤w: β_mid − (β_mid − β_min)·s/w;  s>w: β_min + (β_max − β_min)·(s − w)/(t − w)"
 
     def __post_init__(self) -> None:
@@ -97,7 +110,7 @@ class Dynamic(KLSchedule):
 
 @KL_SCHEDULES.register("linear")
 @dataclass(frozen=True, kw_only=True)
-class Linear(KLSchedule):
+class Linear(Ramp):
     """β rises linearly from β_min at s = 0 to β_max at s = t.
 
     >>> Linear(beta_min=0.0, beta_max=0.1)(5, 10)
@@ -112,7 +125,7 @@ class Linear(KLSchedule):
 
 @KL_SCHEDULES.register("cosine")
 @dataclass(frozen=True, kw_only=True)
-class Cosine(KLSchedule):
+class Cosine(Ramp):
     """β rises from β_min to β_max along a half cosine.
 
     >>> round(Cosine(beta_min=0.0, beta_max=0.1)(5, 10), 4)
@@ -129,7 +142,7 @@ class Cosine(KLSchedule):
 
 @KL_SCHEDULES.register("exponential")
 @dataclass(frozen=True, kw_only=True)
-class Exponential(KLSchedule):
+class Exponential(Ramp):
     """β moves geometrically from β_min to β_max (both must be > 0).
 
     >>> round(Exponential(beta_min=0.01, beta_max=0.04)(5, 10), 4)
@@ -141,7 +154,7 @@ class Exponential(KLSchedule):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.beta_min <= 0 or self.beta_max <= 0:
-            raise ConfigError("the exponential KL schedule needs rl.beta_min > 0 and rl.beta_max > 0")
+            raise ConfigError("the exponential KL schedule needs rl.kl.beta_min > 0 and rl.kl.beta_max > 0")
 
     def value(self, step: int, total_steps: int) -> float:
         return self.beta_min * (self.beta_max / self.beta_min) ** (step / total_steps)
@@ -149,22 +162,60 @@ class Exponential(KLSchedule):
 
 @KL_SCHEDULES.register("step")
 @dataclass(frozen=True, kw_only=True)
-class Step(KLSchedule):
+class Step(Ramp):
     """β_min during the first explore_frac·t steps, β_max afterwards.
 
     >>> [Step(beta_min=0.0, beta_max=0.1, explore_frac=0.5)(s, 10) for s in (4, 5, 6)]
     [0.0, 0.0, 0.1]
     """
 
+    explore_frac: float = 0.3
     formula = "s≤w: β_min;  s>w: β_max"
 
     def value(self, step: int, total_steps: int) -> float:
         return self.beta_min if step <= self.explore_frac * total_steps else self.beta_max
 
 
-def build_schedule(
-    name: str, *, beta: float, beta_min: float, beta_max: float, explore_frac: float
-) -> KLSchedule:
-    """The registered schedule `name` with its parameters validated."""
+def schedule_parameters(name: str) -> tuple[str, ...]:
+    """The parameters (config keys under `rl.kl`) that schedule `name` takes.
+
+    >>> schedule_parameters("dynamic")
+    ('beta_min', 'beta_max', 'explore_frac')
+    """
+    return tuple(f.name for f in fields(KL_SCHEDULES.get(name)))
+
+
+def build_schedule(name: str, params: Mapping[str, object]) -> KLSchedule:
+    """The registered schedule `name` with `params` validated: a parameter the schedule does not
+    take is an error naming the key, never silently ignored.
+
+    >>> build_schedule("constant", {"beta": 0.02})(3, 10)
+    0.02
+    """
     cls = KL_SCHEDULES.get(name)
-    return cls(beta=beta, beta_min=beta_min, beta_max=beta_max, explore_frac=explore_frac)
+    allowed = schedule_parameters(name)
+    values: dict[str, float] = {}
+    for key, value in params.items():
+        if key not in allowed:
+            raise ConfigError(
+                f"rl.kl.{key} is not used by the '{name}' KL schedule (it takes: {', '.join(allowed)})"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"rl.kl.{key}: expected a number, got {value!r}")
+        values[key] = float(value)
+    return cls(**values)
+
+
+def schedule_from_settings(settings: Mapping[str, object]) -> KLSchedule:
+    """The schedule a resolved config's `rl.kl` section describes ({name, parameters…}).
+
+    >>> schedule_from_settings({"name": "constant", "beta": 0.04})(0, 10)
+    0.04
+    """
+    params = {key: value for key, value in settings.items() if key != "name"}
+    return build_schedule(str(settings["name"]), params)
+
+
+def schedule_settings(schedule: KLSchedule) -> dict[str, float]:
+    """A built schedule's parameters by name (what a resolved config records under `rl.kl`)."""
+    return {f.name: getattr(schedule, f.name) for f in fields(schedule)}

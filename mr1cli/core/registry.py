@@ -1,8 +1,9 @@
-"""Name → object registries (tasks, rewards, KL schedules, methods) with "did you mean" errors."""
+"""Name → object registries (tasks, rewards, KL schedules, methods…) with "did you mean" errors."""
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -24,11 +25,21 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 
 
 class Registry(Generic[T]):
-    """A named collection that plugins add to with `@registry.register("name")`."""
+    """A named collection that plugins add to with `@registry.register("name")`.
 
-    def __init__(self, kind: str) -> None:
+    `plugins` names a package whose import registers the built-in entries; it is imported on the
+    first lookup, so a registry can live on a lower floor than the plugins that fill it.
+    """
+
+    def __init__(self, kind: str, plugins: str | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._plugins = plugins
+
+    def _load_plugins(self) -> None:
+        if self._plugins is not None:
+            package, self._plugins = self._plugins, None
+            importlib.import_module(package)
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(obj: T) -> T:
@@ -42,17 +53,24 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> T:
         return self.register(name)(obj)
 
+    def remove(self, name: str) -> None:
+        """Take an entry out again (tests that register a toy plugin clean up with this)."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> T:
+        self._load_plugins()
         try:
             return self._entries[name]
         except KeyError:
             raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self.names())}") from None
 
     def names(self) -> list[str]:
+        self._load_plugins()
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load_plugins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        return iter(self.names())

@@ -11,9 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mr1cli.core.answer_format import has_think_answer_format
-from mr1cli.core.errors import ConfigError
 from mr1cli.core.registry import Registry
-from mr1cli.tasks import get_task
+from mr1cli.core.task import get_task
 
 RewardFn = Callable[..., float]
 REWARDS: Registry[RewardFn] = Registry("reward")
@@ -45,15 +44,6 @@ class ScoredCompletion:
 
     total: float
     components: dict[str, float]
-
-
-def check_weights(weights: Mapping[str, float]) -> None:
-    for name, weight in weights.items():
-        REWARDS.get(name)
-        if weight < 0:
-            raise ConfigError(f"reward.weights.{name} must be >= 0, got {weight}")
-    if not any(weight > 0 for weight in weights.values()):
-        raise ConfigError("reward.weights: at least one reward needs a positive weight")
 
 
 def score_completion(

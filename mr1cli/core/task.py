@@ -1,27 +1,47 @@
-"""A task = prompt templates + ground-truth parsing + answer scoring, registered by name."""
+"""A task = prompt templates + ground-truth parsing + answer scoring + its synthetic generator and
+per-task config defaults, registered together by name.
+
+Task plugins live in the `mr1cli.tasks` package (one file each); the registry imports that package
+the first time a task is looked up, so every list of tasks is read from this one registry.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from mr1cli.core.registry import Registry
 
 SCORING_MODES = ("r1v", "strict")
-SCORING_HELP = (
-    "r1v: exactly as R1-V's published evaluation scripts score (comparable with the paper); "
-    "strict: only the single <answer> span counts (numbers quoted in the reasoning cannot score)"
-)
+
+
+@dataclass(frozen=True)
+class SyntheticGenerator:
+    """Draws a spec (scene, problem) for a split, renders it, and types its ground truth."""
+
+    sample: Callable[[Any, str], Any]  # (random.Random, split) -> spec with .question, .answer, .thinking
+    render: Callable[[Any, int], Any]  # (spec, image_size) -> PIL image
+    ground_truth: Callable[[str], object]  # the test jsonl's `ground_truth` value from the answer text
 
 
 class Task(ABC):
-    """One task. Subclasses set the class attributes and implement the three methods."""
+    """One task. Subclasses set the class attributes and implement the three methods.
+
+    `kl_defaults` maps a KL schedule's name to this task's parameters for it (paper: per-task β);
+    `config_defaults` maps "*" (every profile) or a profile name to a config layer applied after the
+    profile's `base` section. Data sources in profiles may name the task as `{task}`.
+    """
 
     name: str
-    description: str
     train_template: str
     eval_template: str
     eval_max_new_tokens: int
-    chance_accuracy_note: str = ""
+    synthetic: ClassVar[SyntheticGenerator | None] = None
+    kl_defaults: ClassVar[Mapping[str, Mapping[str, float]]] = {}
+    config_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    in_tiny_base: ClassVar[bool] = False  # the tiny tokenizer and the tiny base learn this task too
 
     @abstractmethod
     def parse_truth(self, raw: object) -> str:
@@ -41,8 +61,16 @@ class Task(ABC):
     def eval_prompt(self, question: str) -> str:
         return self.eval_template.format(question=question)
 
+    def defaults_for(self, profile: str) -> list[Mapping[str, Any]]:
+        """The config layers this task adds under `profile`: the "*" layer, then the profile's own."""
+        return [self.config_defaults.get("*", {}), self.config_defaults.get(profile, {})]
 
-TASKS: Registry[Task] = Registry("task")
+
+TASKS: Registry[Task] = Registry("task", plugins="mr1cli.tasks")
+
+
+def get_task(name: str) -> Task:
+    return TASKS.get(name)
 
 
 def check_mode(mode: str) -> None:

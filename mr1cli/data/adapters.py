@@ -27,8 +27,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from mr1cli.core.errors import DataError
+from mr1cli.core.task import Task
 from mr1cli.data.example import Example, ImageRef
-from mr1cli.tasks import Task
 
 WHOLE_ROW = "(row)"  # the field named when a row as a whole is unusable (malformed JSON, not an object)
 

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mr1cli.config import RunConfig
 from mr1cli.core.answer_format import has_think_answer_format
 from mr1cli.core.errors import DataError
+from mr1cli.core.task import SCORING_MODES, get_task
 from mr1cli.data.example import Example
-from mr1cli.tasks import SCORING_MODES, get_task
+from mr1cli.data.files import atomic_write_text
+from mr1cli.models.batching import chat_prompt, encode_prompts, generate
 
 
 @dataclass(frozen=True)
@@ -67,25 +70,23 @@ def evaluate_model(
     model: Any,
     processor: Any,
     examples: Sequence[Example],
+    cfg: RunConfig,
     *,
-    task_name: str,
-    scoring: str,
-    max_new_tokens: int,
-    batch_size: int,
-    max_pixels: int | None = None,
-    min_pixels: int | None = None,
+    task_name: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
-    """Greedy answers for every example, scored."""
-    from mr1cli.models.batching import chat_prompt, encode_prompts, generate
-
+    """Greedy answers for every example, scored as the config's `eval` section says, on `cfg.task`
+    or on `task_name` (cross-task evaluation)."""
+    task_name = task_name or cfg.task
     task = get_task(task_name)
-    max_new_tokens = max_new_tokens or task.eval_max_new_tokens
+    max_new_tokens = cfg.eval.max_new_tokens or task.eval_max_new_tokens
+    batch_size = cfg.eval.batch_size
+    pixels = {"max_pixels": cfg.model.max_pixels, "min_pixels": cfg.model.min_pixels}
     rows: list[dict[str, Any]] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         prompts = [chat_prompt(processor, task.eval_prompt(ex.question)) for ex in chunk]
-        images = [ex.load_image(max_pixels=max_pixels, min_pixels=min_pixels) for ex in chunk]
+        images = [ex.load_image(**pixels) for ex in chunk]
         batch = encode_prompts(processor, prompts, images)
         completions = generate(model, processor, batch, max_new_tokens=max_new_tokens, do_sample=False)
         for example, tokens in zip(chunk, completions, strict=True):
@@ -100,7 +101,7 @@ def evaluate_model(
             )
         if progress is not None:
             progress(len(chunk))
-    return score_rows(rows, task_name, scoring)
+    return score_rows(rows, task_name, cfg.eval.scoring)
 
 
 def read_saved_completions(path: Path, task_name: str) -> list[dict[str, Any]]:
@@ -146,8 +147,6 @@ def read_saved_completions(path: Path, task_name: str) -> list[dict[str, Any]]:
 
 
 def write_eval_outputs(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
-    from mr1cli.training.run_dir import atomic_write_text
-
     predictions = out_dir / "predictions.jsonl"
     metrics = out_dir / "metrics.json"
     atomic_write_text(

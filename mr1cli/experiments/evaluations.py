@@ -7,7 +7,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mr1cli.config import RunConfig, load_config
+from mr1cli.config import RunConfig
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.evaluation.evaluate import (
     EvalResult,
@@ -57,30 +58,20 @@ def checkpoint_folder(checkpoint: str) -> str:
 def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None) -> EvalResult:
     from rich.progress import Progress
 
+    from mr1cli.data.for_config import load_examples
     from mr1cli.models.loading import load_for_config
-    from mr1cli.training.train import load_examples
     from mr1cli.zoo.builds import resolve_model
 
     if split not in ("test", "train"):
         raise ConfigError(f"--split must be test or train, got '{split}'")
     examples = load_examples(cfg, split)
     folder = resolve_model(checkpoint_folder(checkpoint), cfg)
-    m = cfg.model
-    loaded = load_for_config(folder, m, trainable=False)
+    loaded = load_for_config(folder, cfg.model, trainable=False)
     loaded.model.eval()
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"eval {cfg.task}", total=len(examples))
         result = evaluate_model(
-            loaded.model,
-            loaded.processor,
-            examples,
-            task_name=cfg.task,
-            scoring=cfg.eval.scoring,
-            max_new_tokens=cfg.eval.max_new_tokens,
-            batch_size=cfg.eval.batch_size,
-            max_pixels=m.max_pixels,
-            min_pixels=m.min_pixels,
-            progress=lambda n: progress.advance(bar, n),
+            loaded.model, loaded.processor, examples, cfg, progress=lambda n: progress.advance(bar, n)
         )
     local = Path(folder)
     out_dir = output or (

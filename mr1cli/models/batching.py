@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from mr1cli.core.grpo_loss import token_log_probs
+from mr1cli.models.shared_prompt import PROMPT_KEYS, grouped_log_probs
 
 # Tokens a completion must never contain: they only mark where the processor put image features.
 VISION_MARKER_TOKENS = (
@@ -32,7 +33,6 @@ VISION_MARKER_TOKENS = (
     "<|vision_start|>",
     "<|vision_end|>",
 )
-PROMPT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
 IGNORE_INDEX = -100
 
 
@@ -202,8 +202,6 @@ def sequence_log_probs(
     (rows in runs of G copies of a prompt) computes each prompt once: see models/shared_prompt.py.
     """
     if prompt_groups > 1:
-        from mr1cli.models.shared_prompt import grouped_log_probs  # imports this module
-
         return grouped_log_probs(model, full_batch, num_generations=prompt_groups, temperature=temperature)
     device = next(model.parameters()).device
     input_ids = full_batch["input_ids"].to(device)  # [N, S]

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from mr1cli.core.registry import Registry
-from mr1cli.models.batching import PROMPT_KEYS, cut_after_eos, eos_token_ids, forbidden_token_ids, generate
+from mr1cli.models.batching import cut_after_eos, eos_token_ids, forbidden_token_ids, generate
+from mr1cli.models.shared_prompt import PROMPT_KEYS
 
 
 def filter_logits(logits: Tensor, *, temperature: float, top_k: int, top_p: float) -> Tensor:

@@ -20,7 +20,9 @@ import torch
 from torch import Tensor
 
 from mr1cli.core.grpo_loss import token_log_probs
-from mr1cli.models.batching import PROMPT_KEYS
+
+# The processor outputs that make up a prompt (text, image patches and their grid).
+PROMPT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
 
 
 def first_completion_column(full_batch: dict[str, Tensor]) -> int:

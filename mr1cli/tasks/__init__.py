@@ -1,11 +1,7 @@
-"""Tasks register themselves on import; `get_task(name)` is the lookup everyone uses."""
+"""The built-in task plugins, one file each; importing this package registers them in `TASKS`.
 
-from mr1cli.core.task import SCORING_MODES, TASKS, Task
+To add a task: write a `Task` subclass (prompts, truth parsing, scoring, synthetic generator,
+per-task defaults) in its own file and register it with `TASKS.add(name, MyTask())`.
+"""
+
 from mr1cli.tasks import counting, geometry  # noqa: F401  (registration)
-
-
-def get_task(name: str) -> Task:
-    return TASKS.get(name)
-
-
-__all__ = ["SCORING_MODES", "TASKS", "Task", "get_task"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from mr1cli.core.answer_format import answer_span
-from mr1cli.core.task import TASKS, Task, check_mode
+from mr1cli.core.task import TASKS, SyntheticGenerator, Task, check_mode
+from mr1cli.data.synthetic import counting as scenes
 
 # R1-V's SuperCLEVR evaluation: the first <answer> block holding only an integer, anywhere.
 _R1V_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
@@ -14,7 +15,6 @@ _INTEGER = re.compile(r"[+-]?\d+")
 
 class Counting(Task):
     name = "counting"
-    description = "count the objects in a rendered scene; the answer is an integer"
     train_template = (
         "{question}  Output the thinking process in <think> </think> and "
         "final answer (number) in <answer> </answer> tags."
@@ -24,6 +24,20 @@ class Counting(Task):
         "final answer (number) in <answer> </answer> tags."
     )
     eval_max_new_tokens = 256
+    synthetic = SyntheticGenerator(scenes.sample_scene, scenes.render_scene, int)
+    # Paper, "β schedule": GRPO's constant β and GRPO-D's β_min/β_max for visual counting.
+    in_tiny_base = True
+    kl_defaults = {"constant": {"beta": 0.04}, "dynamic": {"beta_min": 0.04, "beta_max": 0.10}}
+    config_defaults = {
+        "*": {"data": {"train_limit": 100}},  # the paper's few-shot counting (2B: 100 samples)
+        "paper": {
+            "data": {
+                "train": "leonardPKU/clevr_cogen_a_train",
+                "test": "data/superclevr/superclevr_test200_counting_problems.jsonl",
+                "image_root": "data/superclevr",
+            }
+        },
+    }
 
     def parse_truth(self, raw: object) -> str:
         """An int, or a string like "3" or "<answer> 3 </answer>" → "3".

@@ -15,7 +15,8 @@ import threading
 from math_verify import parse, verify
 
 from mr1cli.core.answer_format import answer_span
-from mr1cli.core.task import TASKS, Task, check_mode
+from mr1cli.core.task import TASKS, SyntheticGenerator, Task, check_mode
+from mr1cli.data.synthetic import geometry as problems
 
 _UNIT_SUFFIX = re.compile(r"\s*(?:degrees?|°|cm|mm|dm|km|m|units?)(?:\^\{?[23]\}?|²|³)?\s*$", re.IGNORECASE)
 # Outside the main thread math-verify's signal-based timeouts cannot work, so we turn them off
@@ -77,7 +78,6 @@ def _parse_value(text: str) -> list:
 
 class Geometry(Task):
     name = "geometry"
-    description = "answer a question about a geometry diagram; the answer is a value with a unit"
     train_template = (
         "{question}  Output the thinking process in <think> </think> and "
         "final answer (number) in <answer> </answer> tags."
@@ -87,6 +87,20 @@ class Geometry(Task):
         "final answer (number) in <answer> </answer> tags."
     )
     eval_max_new_tokens = 1024
+    synthetic = SyntheticGenerator(problems.sample_problem, problems.render_problem, str)
+    # Paper, "β schedule": GRPO's constant β and GRPO-D's β_min/β_max for geometry reasoning.
+    in_tiny_base = True
+    kl_defaults = {"constant": {"beta": 0.01}, "dynamic": {"beta_min": 0.0, "beta_max": 0.02}}
+    config_defaults = {
+        "tiny": {"rl": {"max_completion_length": 64}, "eval": {"max_new_tokens": 64}},
+        "paper": {
+            "data": {
+                "train": "leonardPKU/GEOQA_R1V_Train_8K",
+                "test": "data/geoqa/geoqa_test_prompts.jsonl",
+                "image_root": "data/geoqa",
+            }
+        },
+    }
 
     def parse_truth(self, raw: object) -> str:
         """A value string such as "140°" or "<answer> 3cm </answer>"; ValueError if not a value.

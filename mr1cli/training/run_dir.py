@@ -21,8 +21,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mr1cli.config import RunConfig, config_from_dict
+from mr1cli.config import RunConfig
+from mr1cli.config_loading import config_from_dict
 from mr1cli.core.errors import ConfigError, Mr1Error
+from mr1cli.data.files import atomic_write_text
 
 RUNS_ROOT = Path("results") / "runs"
 
@@ -134,21 +136,6 @@ class RunDir:
 
     def mark_done(self, info: dict[str, Any]) -> None:
         atomic_write_text(self.done_file, json.dumps(info, indent=1, sort_keys=True))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: readers see the old or the new content, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise Mr1Error(f"could not write {path}: {error.strerror or error}") from None
 
 
 def environment() -> dict[str, Any]:

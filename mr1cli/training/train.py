@@ -8,36 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from mr1cli.config import RunConfig
+from mr1cli.core.methods import METHODS
 from mr1cli.data.example import Example
+from mr1cli.data.for_config import load_examples
+from mr1cli.evaluation.evaluate import evaluate_model
 from mr1cli.training.loop import LoopHooks, finish_run, restore_trainer_state, resume_point, run_loop
+from mr1cli.training.recipes import RECIPES
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.training.steps import total_steps
 
 logger = logging.getLogger(__name__)
-
-
-def load_examples(cfg: RunConfig, which: str, task: str | None = None) -> list[Example]:
-    """The examples of `data.<which>` (train, test or warmup) for the run's task (or `task`)."""
-    from mr1cli.core.errors import ConfigError
-    from mr1cli.data.sources import load_split
-
-    d = cfg.data
-    source = getattr(d, which)
-    if not source:
-        raise ConfigError(f"data.{which} is not set for profile '{cfg.profile}' and task '{cfg.task}'")
-    limit = {"train": d.train_limit, "test": d.test_limit}.get(which, 0) or None
-    loaded = load_split(
-        source,
-        task=task or cfg.task,
-        image_root=Path(d.image_root) if d.image_root else None,
-        skip_bad=d.skip_bad,
-        limit=limit,
-        synthetic_seed=d.synthetic_seed,
-        synthetic_image_size=d.synthetic_image_size,
-    )
-    if loaded.skipped:
-        logger.warning("%s: skipped %d bad rows (--skip-bad)", source, loaded.skipped)
-    return list(loaded.examples)
 
 
 def _accelerator() -> Any:
@@ -46,16 +26,19 @@ def _accelerator() -> Any:
     return Accelerator()
 
 
-def train_in_run_dir(
+def run_training(
     cfg: RunConfig,
     *,
-    output_dir: Path | None,
-    resume: bool,
-    train_examples: Sequence[Example] | None,
-    quiet: bool = False,
+    base_model: str | None = None,
+    output_dir: Path | None = None,
+    resume: bool = False,
+    train_examples: Sequence[Example] | None = None,
 ) -> Path:
-    from mr1cli.zoo.builds import resolve_model
+    """Train (or resume, or reuse a finished run) and return the final checkpoint folder.
 
+    `base_model` is the checkpoint folder or hub id to start from; by default `model.name_or_path`
+    as it stands (a name the model zoo builds, such as `tiny-base`, is resolved by the caller).
+    """
     run = RunDir(output_dir or default_run_dir(cfg))
     with run:
         run.bind_config(cfg, resume=resume)
@@ -65,7 +48,7 @@ def train_in_run_dir(
         checkpoint = resume_point(run) if resume else None
         examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
         steps = total_steps(len(examples), cfg.train)
-        base_path = resolve_model(cfg.model.name_or_path, cfg)
+        base_path = base_model or cfg.model.name_or_path
         accelerator = _accelerator()
         recipe = _build_recipe(cfg, examples, base_path, checkpoint, steps, accelerator)
         start = 0
@@ -99,34 +82,24 @@ def _build_recipe(
     cfg: RunConfig, examples, base_path: str, checkpoint: Path | None, steps: int, accelerator: Any
 ):
     policy_path = str(checkpoint) if checkpoint is not None else base_path
-    if cfg.trainer == "sft":
-        from mr1cli.training.recipes.sft import SFTRecipe
-
-        return SFTRecipe(cfg, examples, policy_path, steps, accelerator)
-    from mr1cli.training.recipes.grpo import GRPORecipe
-
-    return GRPORecipe(cfg, examples, policy_path, base_path, steps, accelerator)
+    build = RECIPES.get(METHODS.get(cfg.method).recipe)
+    return build(
+        cfg,
+        examples,
+        policy_path=policy_path,
+        base_path=base_path,
+        total_steps=steps,
+        accelerator=accelerator,
+    )
 
 
 def _eval_hook(cfg: RunConfig, recipe: Any):
     """Test accuracy during training (figure 1): greedy answers on data.test."""
-    from mr1cli.evaluation.evaluate import evaluate_model
-
     test = load_examples(cfg, "test")
 
     def evaluate(step: int) -> dict[str, float]:
         model = recipe.accelerator.unwrap_model(recipe.model)
-        result = evaluate_model(
-            model,
-            recipe.processor,
-            test,
-            task_name=cfg.task,
-            scoring=cfg.eval.scoring,
-            max_new_tokens=cfg.eval.max_new_tokens,
-            batch_size=cfg.eval.batch_size,
-            max_pixels=cfg.model.max_pixels,
-            min_pixels=cfg.model.min_pixels,
-        )
+        result = evaluate_model(model, recipe.processor, test, cfg)
         model.train()
         return {
             "eval/accuracy": result.summary["accuracy"],

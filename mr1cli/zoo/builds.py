@@ -1,6 +1,7 @@
 """Model names the profiles use: `tiny` (freshly built) and `tiny-base` (tiny, warmed up).
 
-Anything else is passed through as a hub id or a local folder. Both tiny models are built
+Anything else is passed through as a hub id or a local folder. Training never resolves names
+itself: its callers (the CLI, `reproduce`, the bench) pass it the folder this module returns. Both tiny models are built
 once into the cache (MR1_CACHE, default .mr1-cache) and reused; a folder is only used once
 it is complete (each build writes atomically).
 """
@@ -10,23 +11,39 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from mr1cli.config import RunConfig, load_config
-from mr1cli.data.sources import default_cache_dir
+from mr1cli.config import RunConfig
+from mr1cli.config_loading import load_config
+from mr1cli.core.registry import Registry
+from mr1cli.core.task import TASKS, get_task
+from mr1cli.data.for_config import load_examples
+from mr1cli.data.sources import default_cache_dir, load_split
+from mr1cli.training import run_training
+from mr1cli.training.run_dir import RunDir
+from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
+from mr1cli.zoo.tiny import build_tiny_model
 
 logger = logging.getLogger(__name__)
 
 TINY_VERSION = "1"
-TASK_NAMES = ("counting", "geometry")
+
+
+# Model names that stand for a model this module builds into the cache on first use.
+NAMED_MODELS: Registry[Callable[[RunConfig | None], Path]] = Registry("built-in model")
 
 
 def resolve_model(name: str, cfg: RunConfig | None = None) -> str:
-    if name == "tiny":
-        return str(ensure_tiny_model(_image_size(cfg)))
-    if name == "tiny-base":
-        return str(ensure_tiny_base())
+    """The checkpoint folder a model name stands for (built on first use); other names pass through."""
+    if name in NAMED_MODELS:
+        return str(NAMED_MODELS.get(name)(cfg))
     return name
+
+
+def tiny_tasks() -> list[str]:
+    """The registered tasks the tiny tokenizer and the tiny base are built from."""
+    return [name for name in TASKS.names() if get_task(name).in_tiny_base]
 
 
 def _image_size(cfg: RunConfig | None) -> int:
@@ -35,10 +52,8 @@ def _image_size(cfg: RunConfig | None) -> int:
 
 def _corpus(image_size: int) -> list[str]:
     """Text the tiny tokenizer is trained on: questions, traces and answers of every synthetic split."""
-    from mr1cli.data.sources import load_split
-
     texts: list[str] = []
-    for task in TASK_NAMES:
+    for task in tiny_tasks():
         for split, n in (("warmup", 300), ("test", 100)):
             loaded = load_split(f"synthetic:{task}-{split}-{n}", task=task, synthetic_image_size=image_size)
             for ex in loaded.examples:
@@ -51,8 +66,6 @@ def _corpus(image_size: int) -> list[str]:
 
 
 def ensure_tiny_model(image_size: int = 112) -> Path:
-    from mr1cli.zoo.tiny import build_tiny_model
-
     path = default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
     if not (path / "config.json").is_file():
         logger.info("building the tiny model into %s", path)
@@ -63,7 +76,7 @@ def ensure_tiny_model(image_size: int = 112) -> Path:
 
 
 def tiny_base_configs() -> dict[str, RunConfig]:
-    return {task: load_config(method="sft", task=task, profile="tiny-base") for task in TASK_NAMES}
+    return {task: load_config(method="sft", task=task, profile="tiny-base") for task in tiny_tasks()}
 
 
 def tiny_base_dir() -> Path:
@@ -74,14 +87,24 @@ def tiny_base_dir() -> Path:
 
 def ensure_tiny_base() -> Path:
     """Warm the tiny model up on both tasks' warm-up splits (one SFT run), once; return final/."""
-    from mr1cli.training import run_training
-    from mr1cli.training.run_dir import RunDir
-    from mr1cli.training.train import load_examples
-
     run_dir = tiny_base_dir()
     if RunDir(run_dir).is_done():
         return run_dir / "final"
     configs = tiny_base_configs()
     examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
     logger.info("building the tiny base model into %s (%d warm-up examples)", run_dir, len(examples))
-    return run_training(configs["counting"], output_dir=run_dir, resume=True, train_examples=examples)
+    first = next(iter(configs.values()))
+    return run_training(
+        first,
+        base_model=resolve_model(first.model.name_or_path, first),
+        output_dir=run_dir,
+        resume=True,
+        train_examples=examples,
+    )
+
+
+NAMED_MODELS.add("tiny", lambda cfg: ensure_tiny_model(_image_size(cfg)))
+NAMED_MODELS.add("tiny-base", lambda cfg: ensure_tiny_base())
+NAMED_MODELS.add(
+    "paper-shaped", lambda cfg: ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
+)

@@ -28,9 +28,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from mr1cli.core.errors import ConfigError
-from mr1cli.core.registry import Registry, did_you_mean
-from mr1cli.data.synthetic import counting as synth_counting
-from mr1cli.data.synthetic import geometry as synth_geometry
+from mr1cli.core.registry import did_you_mean
+from mr1cli.core.task import SyntheticGenerator, get_task
 
 SPLITS = ("train", "warmup", "test")
 GENERATOR_VERSION = 1  # bump whenever the same arguments would produce different files
@@ -48,22 +47,6 @@ class SyntheticRow:
     image_png: bytes
 
 
-@dataclass(frozen=True)
-class SyntheticTask:
-    """A generator: draw a spec (scene or problem) for a split, render it, type its ground truth."""
-
-    sample: Callable[[random.Random, str], Any]  # the spec has .question, .answer and .thinking
-    render: Callable[[Any, int], Image.Image]
-    ground_truth: Callable[[str], object]  # the test jsonl's `ground_truth` value
-
-
-SYNTHETIC_TASKS: Registry[SyntheticTask] = Registry("synthetic task")
-SYNTHETIC_TASKS.add("counting", SyntheticTask(synth_counting.sample_scene, synth_counting.render_scene, int))
-SYNTHETIC_TASKS.add(
-    "geometry", SyntheticTask(synth_geometry.sample_problem, synth_geometry.render_problem, str)
-)
-
-
 def example_id(task: str, split: str, index: int) -> str:
     """The id of the index-th example.
 
@@ -78,8 +61,10 @@ def example_rng(task: str, split: str, seed: int, index: int) -> random.Random:
     return random.Random(f"mr1-synthetic/v{GENERATOR_VERSION}/{task}/{split}/{seed}/{index}")
 
 
-def _check(task: str, split: str, n: int, image_size: int) -> SyntheticTask:
-    synth = SYNTHETIC_TASKS.get(task)
+def _check(task: str, split: str, n: int, image_size: int) -> SyntheticGenerator:
+    synth = get_task(task).synthetic
+    if synth is None:
+        raise ConfigError(f"task '{task}' has no synthetic generator")
     if split not in SPLITS:
         raise ConfigError(f"unknown split '{split}'{did_you_mean(split, list(SPLITS))}")
     if n < 1:
@@ -133,7 +118,7 @@ _STRING = {"dtype": "string", "_type": "Value"}
 _HF_FEATURES = {"image": {"_type": "Image"}, "problem": _STRING, "solution": _STRING, "thinking": _STRING}
 
 
-def _write_parquet(rows: list[SyntheticRow], folder: Path, synth: SyntheticTask) -> str:
+def _write_parquet(rows: list[SyntheticRow], folder: Path, synth: SyntheticGenerator) -> str:
     schema = pa.schema(
         [
             ("image", _IMAGE_TYPE),
@@ -155,7 +140,7 @@ def _write_parquet(rows: list[SyntheticRow], folder: Path, synth: SyntheticTask)
     return "data.parquet"
 
 
-def _write_jsonl(rows: list[SyntheticRow], folder: Path, synth: SyntheticTask) -> str:
+def _write_jsonl(rows: list[SyntheticRow], folder: Path, synth: SyntheticGenerator) -> str:
     (folder / "images").mkdir()
     lines = []
     for row in rows:
@@ -167,7 +152,7 @@ def _write_jsonl(rows: list[SyntheticRow], folder: Path, synth: SyntheticTask) -
     return "test.jsonl"
 
 
-_WRITERS: dict[str, Callable[[list[SyntheticRow], Path, SyntheticTask], str]] = {
+_WRITERS: dict[str, Callable[[list[SyntheticRow], Path, SyntheticGenerator], str]] = {
     "train": _write_parquet,
     "warmup": _write_parquet,
     "test": _write_jsonl,

@@ -27,7 +27,9 @@ import torch
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import ConfigError, TrainingHalted
 from mr1cli.core.grpo_loss import group_advantages, grpo_loss
+from mr1cli.core.kl_schedules import schedule_from_settings
 from mr1cli.core.rewards import score_completion
+from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import (
     append_completions,
@@ -37,7 +39,6 @@ from mr1cli.models.batching import (
 )
 from mr1cli.models.loading import load_for_config
 from mr1cli.models.sampling import SAMPLERS
-from mr1cli.tasks import get_task
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
 
 
@@ -68,7 +69,7 @@ class GRPORecipe:
         self.examples = examples
         self.total_steps = total_steps
         self.accelerator = accelerator
-        self.schedule = cfg.kl_schedule()
+        self.schedule = schedule_from_settings(cfg.rl.kl)
         self.task = get_task(cfg.task)
         policy = self._load(policy_path)
         self.processor = policy.processor

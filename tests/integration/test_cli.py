@@ -33,7 +33,10 @@ def test_every_command_has_help_with_examples(command, capsys):
     [
         (["train", "--method", "grpo-d", "--task", "countng"], "did you mean 'counting'"),
         (["train", "--method", "ppo", "--task", "counting"], "unknown method 'ppo'"),
-        (["train", "--method", "grpo", "--task", "counting", "rl.beta=x"], "rl.beta: expected a number"),
+        (
+            ["train", "--method", "grpo", "--task", "counting", "rl.kl.beta=x"],
+            "rl.kl.beta: expected a number",
+        ),
     ],
 )
 def test_user_mistakes_are_one_line_errors(argv, message, capsys):
@@ -45,7 +48,8 @@ def test_user_mistakes_are_one_line_errors(argv, message, capsys):
 
 def test_show_config_prints_the_resolved_config(capsys):
     assert (
-        main(["train", "--method", "grpo-d", "--task", "geometry", "--show-config", "rl.beta_max=0.03"]) == 0
+        main(["train", "--method", "grpo-d", "--task", "geometry", "--show-config", "rl.kl.beta_max=0.03"])
+        == 0
     )
     out = capsys.readouterr().out
     assert "beta_max: 0.03" in out and "method: grpo-d" in out

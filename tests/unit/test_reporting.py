@@ -11,17 +11,11 @@ import pandas as pd
 import pytest
 
 from mr1cli.core.errors import Mr1Error
-from mr1cli.experiments.figures import FIGURES, make_all, make_figures
-from mr1cli.experiments.tables import (
-    build_table,
-    load_paper_numbers,
-    load_records,
-    mean_ci,
-    noise_verdict,
-    relative_change,
-    t_quantile,
-    write_tables,
-)
+from mr1cli.experiments.figures import make_all, make_figures
+from mr1cli.experiments.records import load_paper_numbers, load_records
+from mr1cli.experiments.specs import list_experiments, load_spec
+from mr1cli.experiments.statistics import mean_ci, noise_verdict, relative_change, t_quantile
+from mr1cli.experiments.tables import build_table, write_tables
 
 PAPER = load_paper_numbers()
 T975_DF1 = 12.7062047  # t(0.975, 1)
@@ -105,7 +99,7 @@ def same_task_records():
 
 
 def test_build_table_same_task(same_task_records):
-    table = build_table("exp3-same-task", same_task_records, PAPER).set_index("method")
+    table = build_table("same-task", same_task_records, PAPER).set_index("method")
     sft = table.loc["sft"]
     assert (sft["accuracy"], sft["n_seeds"]) == (62.0, 2)
     assert sft["accuracy_ci"] == pytest.approx(T975_DF1 * 2.0)
@@ -129,7 +123,7 @@ def test_build_table_cross_task_uses_printed_relative_changes():
     rows = [record("base", "counting", 40.0), record("sft", "counting", 30.0, train="geometry")]
     rows += [record("grpo-d", "counting", 50.0, train="geometry"), record("base", "geometry", 20.0)]
     rows.append(record("sft", "geometry", 10.0, train="counting"))
-    table = build_table("exp2-cross-task", pd.DataFrame(rows), PAPER)
+    table = build_table("cross-task", pd.DataFrame(rows), PAPER)
     sft_geo = table[(table["method"] == "sft") & (table["eval_task"] == "geometry")].iloc[0]
     assert sft_geo["vs_base_paper_pct"] == -77.77 and sft_geo["vs_base_ours_pct"] == -50.0
     assert sft_geo["paper_accuracy"] == 3.45 and sft_geo["vs_base_noise"] == "no CI (1 seed)"
@@ -144,7 +138,7 @@ def test_build_table_format_reward():
         rows.append(
             record("grpo", "geometry", accuracy, grid="alpha", setting={"reward.weights.format": alpha})
         )
-    table = build_table("exp1-format-reward", pd.DataFrame(rows), PAPER).set_index("setting_label")
+    table = build_table("format-reward", pd.DataFrame(rows), PAPER).set_index("setting_label")
     assert table.loc["α=1.0", "paper_accuracy"] == 30.24
     alpha1 = table.loc["α=1.0"]
     assert (alpha1["vs_zero_ours_pct"], alpha1["vs_zero_paper_pct"]) == (50.0, 20.02)  # (30 − 20)/20; paper
@@ -158,7 +152,7 @@ def test_write_tables_markdown(tmp_path, same_task_records):
     folder.joinpath("records.jsonl").write_text(
         "".join(json.dumps(row) + "\n" for row in same_task_records.to_dict("records"))
     )
-    csv_path, md_path = write_tables(tmp_path, "exp3-same-task")
+    csv_path, md_path = write_tables(tmp_path, "exp3-same-task", "same-task")
     assert pd.read_csv(csv_path)["accuracy"].tolist() == [40.0, 62.0, 52.0, 70.1]
     text = md_path.read_text()
     assert text.startswith("# Exp3 — same-task accuracy (paper Table 1)")
@@ -174,7 +168,7 @@ def test_single_seed_tables_say_no_ci(tmp_path):
     folder.mkdir()
     rows = [record("base", "counting", 40.0), record("sft", "counting", 60.0)]
     folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    text = write_tables(tmp_path, "exp3-same-task")[1].read_text()
+    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
     assert "no CI (1 seed)" in text and "no confidence interval is available" in text
 
 
@@ -198,7 +192,7 @@ def write_fake_results(root: Path, seeds: tuple[int, ...] = (0, 1), steps: int =
         if experiment == "exp1-format-reward":
             for grid, key, values in (
                 ("alpha", "reward.weights.format", (0.0, 0.25, 0.5, 0.75, 1.0)),
-                ("beta", "rl.beta", (0.0, 0.01, 0.02, 0.03, 0.04, 0.05)),
+                ("beta", "rl.kl.beta", (0.0, 0.01, 0.02, 0.03, 0.04, 0.05)),
             ):
                 yield grid, "base", None, "geometry", {}
                 for i, value in enumerate(values):
@@ -274,7 +268,8 @@ def test_make_all_end_to_end(tmp_path):
     write_fake_results(tmp_path)
     written = make_all(tmp_path)
     expected = set()
-    for experiment, figures in FIGURES.items():
+    for experiment in list_experiments():
+        figures = load_spec(experiment)["figures"]
         expected |= {tmp_path / experiment / name for name in ("table.csv", "table.md")}
         expected |= {
             tmp_path / experiment / "figures" / f"{stem}.{fmt}" for stem in figures for fmt in ("png", "svg")

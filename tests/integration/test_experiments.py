@@ -6,40 +6,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import write_mini_experiment
 
-from mr1cli import config as config_module
-from mr1cli.experiments import grid as experiments
+from mr1cli.experiments import reproduce as experiments
 
 pytestmark = pytest.mark.slow
-
-MINI_SPEC = """
-name: exp3-same-task
-seeds: {mini: 1}
-grids:
-  - name: same-task
-    methods: [sft, grpo-d]
-    tasks: [counting]
-    evaluate_on: same
-"""
 
 
 @pytest.fixture
 def mini(tmp_path, monkeypatch, tiny_model_dir):
-    specs = tmp_path / "specs"
-    (specs / "profiles").mkdir(parents=True)
-    (specs / "exp3-same-task.yaml").write_text(MINI_SPEC)
-    (specs / "profiles" / "mini.yaml").write_text(f"""
-base:
-  model: {{name_or_path: {tiny_model_dir}, max_pixels: 12544}}
-  train: {{max_steps: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3, eval_every: 1}}
-  rl: {{num_generations: 2, max_completion_length: 8}}
-  eval: {{max_new_tokens: 8, batch_size: 8}}
-by_task:
-  counting:
-    data: {{train: synthetic:counting-warmup-8, test: synthetic:counting-test-8}}
-""")
-    monkeypatch.setattr(experiments, "SPECS_DIR", specs)
-    monkeypatch.setattr(config_module, "PROFILES_DIR", specs / "profiles")
+    train = "max_steps: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3, eval_every: 1"
+    specs = write_mini_experiment(tmp_path, tiny_model_dir, train=train)
+    monkeypatch.setenv("MR1_EXPERIMENTS_DIR", str(specs))
+    monkeypatch.setenv("MR1_PROFILES_DIR", str(specs / "profiles"))
     monkeypatch.setenv("MR1_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MR1_RUNS", str(tmp_path / "runs"))
     return tmp_path

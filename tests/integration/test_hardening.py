@@ -11,40 +11,27 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support import tiny_grpo_config
 
 from mr1cli.cli import main
-from mr1cli.config import load_config
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import CheckpointError, Mr1Error, TrainingHalted
+from mr1cli.data.files import atomic_write_text
 from mr1cli.training import run_training
 from mr1cli.training.checkpoints import latest_checkpoint, verify_checkpoint
-from mr1cli.training.run_dir import RunDir, atomic_write_text
+from mr1cli.training.run_dir import RunDir
 
-SOURCE = Path(__file__).resolve().parent.parent / "mr1cli"
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MR1_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+SOURCE = Path(__file__).resolve().parents[2] / "mr1cli"
 
 
 def tiny_grpo(model_dir, *extra):
-    return load_config(
-        method="grpo-d",
-        task="counting",
-        profile="tiny",
-        overrides=[
-            f"model.name_or_path={model_dir}",
-            "data.train=synthetic:counting-warmup-16",
-            "data.train_limit=0",
-            "train.prompts_per_step=4",
-            "train.micro_batch=4",
-            "rl.num_generations=2",
-            "rl.max_completion_length=8",
-            "train.learning_rate=1e-3",
-            "train.eval_every=0",
-            *extra,
-        ],
+    return tiny_grpo_config(
+        model_dir,
+        "train.micro_batch=4",
+        "rl.num_generations=2",
+        "rl.max_completion_length=8",
+        "train.eval_every=0",
+        *extra,
     )
 
 
@@ -242,7 +229,7 @@ def _catalogue(tmp: Path, tiny_model_dir: Path) -> dict[str, tuple[list[str], st
         "unknown config key": ([*train, "rl.gamma=0.9"], "unknown config key 'rl.gamma'"),
         "wrong value type": ([*train, "rl.num_generations=eight"], "expected an integer"),
         "G < 2": ([*train, "rl.num_generations=1"], "num_generations (G) must be >= 2"),
-        "negative beta": ([*train, "rl.beta=-0.01"], "rl.beta must be >= 0"),
+        "negative beta": ([*train, "rl.kl.beta=-0.01"], "rl.kl.beta must be >= 0"),
         "temperature 0 with G > 1": ([*train, "rl.temperature=0"], "rl.temperature must be > 0"),
         "missing data file": ([*train, model, f"data.train={tmp / 'nope.parquet'}"], "nope.parquet"),
         "checkpoint of another architecture": (

@@ -5,41 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file
+from support import tiny_grpo_config, tiny_sft_config
 
-from mr1cli.config import load_config
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import CheckpointError, TrainingHalted
+from mr1cli.core.kl_schedules import schedule_from_settings
+from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
 from mr1cli.models.loading import load_model
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir
-from mr1cli.training.train import load_examples
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("mr1-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MR1_CACHE", str(path))
-        yield path
 
 
 def sft_config(model_dir, *extra):
-    return load_config(
-        method="sft",
-        task="counting",
-        profile="tiny",
-        overrides=[
-            f"model.name_or_path={model_dir}",
-            "data.train=synthetic:counting-warmup-64",
-            "data.test=synthetic:counting-warmup-64",
-            "data.train_limit=0",
-            "train.learning_rate=3e-3",
-            "train.prompts_per_step=16",
-            "train.micro_batch=8",
-            "sft.eval_wording_frac=1.0",
-            *extra,
-        ],
-    )
+    return tiny_sft_config(model_dir, *extra)
 
 
 def weights(final_dir):
@@ -49,19 +28,14 @@ def weights(final_dir):
 def accuracy(model_dir, cfg):
     loaded = load_model(str(model_dir), device="cpu")
     examples = load_examples(cfg, "train")
-    result = evaluate_model(
-        loaded.model,
-        loaded.processor,
-        examples,
-        task_name="counting",
-        scoring="strict",
-        max_new_tokens=12,
-        batch_size=32,
+    scoring = load_config(
+        method="sft", task="counting", overrides=["eval.scoring=strict", "eval.max_new_tokens=12"]
     )
+    result = evaluate_model(loaded.model, loaded.processor, examples, scoring)
     return result.summary["accuracy"]
 
 
-def test_sft_lowers_loss_and_learns_the_answer_format(cache, tiny_model_dir, tmp_path):
+def test_sft_lowers_loss_and_learns_the_answer_format(module_cache, tiny_model_dir, tmp_path):
     cfg = sft_config(tiny_model_dir, "train.max_steps=40")
     final = run_training(cfg, output_dir=tmp_path / "run")
     rows = RunDir(tmp_path / "run").read_metrics()
@@ -71,7 +45,7 @@ def test_sft_lowers_loss_and_learns_the_answer_format(cache, tiny_model_dir, tmp
     assert before < 10.0 and after > before + 15.0, (before, after)
 
 
-def test_sft_resume_equals_uninterrupted(cache, tiny_model_dir, tmp_path, monkeypatch):
+def test_sft_resume_equals_uninterrupted(module_cache, tiny_model_dir, tmp_path, monkeypatch):
     cfg = sft_config(tiny_model_dir, "train.max_steps=6", "train.save_every=2")
     reference = weights(run_training(cfg, output_dir=tmp_path / "a"))
 
@@ -97,7 +71,7 @@ def test_sft_resume_equals_uninterrupted(cache, tiny_model_dir, tmp_path, monkey
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
-def test_finished_run_is_reused_not_retrained(cache, tiny_model_dir, tmp_path):
+def test_finished_run_is_reused_not_retrained(module_cache, tiny_model_dir, tmp_path):
     cfg = sft_config(tiny_model_dir, "train.max_steps=2")
     first = run_training(cfg, output_dir=tmp_path / "run")
     stamp = (first / "model.safetensors").stat().st_mtime_ns
@@ -105,7 +79,7 @@ def test_finished_run_is_reused_not_retrained(cache, tiny_model_dir, tmp_path):
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp
 
 
-def test_corrupt_checkpoint_is_refused_on_resume(cache, tiny_model_dir, tmp_path, monkeypatch):
+def test_corrupt_checkpoint_is_refused_on_resume(module_cache, tiny_model_dir, tmp_path, monkeypatch):
     cfg = sft_config(tiny_model_dir, "train.max_steps=4", "train.save_every=2")
     from mr1cli.training.recipes import sft
 
@@ -132,29 +106,16 @@ def test_corrupt_checkpoint_is_refused_on_resume(cache, tiny_model_dir, tmp_path
 
 
 def grpo_config(model_dir, method="grpo-d", *extra):
-    return load_config(
-        method=method,
-        task="counting",
-        profile="tiny",
-        overrides=[
-            f"model.name_or_path={model_dir}",
-            "data.train=synthetic:counting-warmup-16",
-            "data.train_limit=0",
-            "train.prompts_per_step=4",
-            "train.micro_batch=2",
-            "rl.num_generations=4",
-            "rl.max_completion_length=12",
-            "train.learning_rate=1e-3",
-            *extra,
-        ],
+    return tiny_grpo_config(model_dir, *extra, method=method)
+
+
+def test_beta_follows_the_schedule_in_the_log(module_cache, tiny_model_dir, tmp_path):
+    cfg = grpo_config(
+        tiny_model_dir, "grpo-d", "train.max_steps=10", "rl.kl.beta_min=0.04", "rl.kl.beta_max=0.10"
     )
-
-
-def test_beta_follows_the_schedule_in_the_log(cache, tiny_model_dir, tmp_path):
-    cfg = grpo_config(tiny_model_dir, "grpo-d", "train.max_steps=10", "rl.beta_min=0.04", "rl.beta_max=0.10")
     run_training(cfg, output_dir=tmp_path / "run")
     rows = RunDir(tmp_path / "run").read_metrics()
-    schedule = cfg.kl_schedule()
+    schedule = schedule_from_settings(cfg.rl.kl)
     assert [row["kl/beta"] for row in rows] == pytest.approx([schedule(s, 10) for s in range(10)])
     assert rows[0]["kl/beta"] == pytest.approx(0.07) and rows[3]["kl/beta"] == pytest.approx(0.04)
     assert {
@@ -169,7 +130,7 @@ def test_beta_follows_the_schedule_in_the_log(cache, tiny_model_dir, tmp_path):
     } <= set(rows[-1])
 
 
-def test_reference_is_loaded_when_beta_starts_at_zero(cache, tiny_model_dir, tmp_path, monkeypatch):
+def test_reference_is_loaded_when_beta_starts_at_zero(module_cache, tiny_model_dir, tmp_path, monkeypatch):
     from mr1cli.training.recipes import grpo
 
     seen = {}
@@ -184,18 +145,18 @@ def test_reference_is_loaded_when_beta_starts_at_zero(cache, tiny_model_dir, tmp
         tiny_model_dir,
         "grpo",
         "train.max_steps=2",
-        "rl.kl_schedule=linear",
-        "rl.beta_min=0",
-        "rl.beta_max=0.05",
+        "rl.kl.name=linear",
+        "rl.kl.beta_min=0",
+        "rl.kl.beta_max=0.05",
     )
     run_training(cfg, output_dir=tmp_path / "linear")
     assert seen["reference"] is not None
-    cfg = grpo_config(tiny_model_dir, "grpo", "train.max_steps=1", "rl.beta=0")
+    cfg = grpo_config(tiny_model_dir, "grpo", "train.max_steps=1", "rl.kl.beta=0")
     run_training(cfg, output_dir=tmp_path / "zero")
     assert seen["reference"] is None
 
 
-def test_non_finite_reward_halts_with_the_step_named(cache, tiny_model_dir, tmp_path, monkeypatch):
+def test_non_finite_reward_halts_with_the_step_named(module_cache, tiny_model_dir, tmp_path, monkeypatch):
     from mr1cli.core import rewards
 
     cfg = grpo_config(tiny_model_dir, "grpo-d", "train.max_steps=4", "train.save_every=2")
@@ -214,7 +175,9 @@ def test_non_finite_reward_halts_with_the_step_named(cache, tiny_model_dir, tmp_
     assert not run.is_done()
 
 
-def test_all_zero_advantage_batches_are_skipped_and_counted(cache, tiny_model_dir, tmp_path, monkeypatch):
+def test_all_zero_advantage_batches_are_skipped_and_counted(
+    module_cache, tiny_model_dir, tmp_path, monkeypatch
+):
     from mr1cli.core import rewards
 
     monkeypatch.setitem(rewards.REWARDS._entries, "accuracy", lambda completion, truth, **kw: 1.0)
@@ -229,7 +192,7 @@ def test_all_zero_advantage_batches_are_skipped_and_counted(cache, tiny_model_di
 
 
 @pytest.mark.slow
-def test_grpo_d_raises_accuracy_reward_on_a_learnable_toy(cache, tiny_model_dir, tmp_path):
+def test_grpo_d_raises_accuracy_reward_on_a_learnable_toy(module_cache, tiny_model_dir, tmp_path):
     # A model that has learned the answer format but barely counts, then GRPO-D on scenes of one
     # or two objects: concentrating its answers on 1 and 2, then telling them apart, earns reward.
     sft = run_training(sft_config(tiny_model_dir, "train.max_steps=40"), output_dir=tmp_path / "sft")
@@ -256,7 +219,7 @@ def test_grpo_d_raises_accuracy_reward_on_a_learnable_toy(cache, tiny_model_dir,
     assert last > first + 0.08 and last > 1.5 * first, (first, last, accuracy)
 
 
-def test_tensorboard_logging_when_asked(cache, tiny_model_dir, tmp_path):
+def test_tensorboard_logging_when_asked(module_cache, tiny_model_dir, tmp_path):
     from mr1cli.core.errors import ConfigError
 
     cfg = sft_config(tiny_model_dir, "train.max_steps=1", "train.tensorboard=true")

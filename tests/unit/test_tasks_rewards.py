@@ -6,10 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mr1cli.config_loading import load_config
 from mr1cli.core.answer_format import answer_span, has_think_answer_format
 from mr1cli.core.errors import ConfigError
-from mr1cli.core.rewards import REWARDS, check_weights, max_total, score_completion
-from mr1cli.tasks import get_task
+from mr1cli.core.rewards import REWARDS, max_total, score_completion
+from mr1cli.core.task import get_task
 
 # (completion, truth, r1v accuracy, strict accuracy, format)
 COUNTING_TABLE = [
@@ -63,12 +64,13 @@ def test_combined_reward_weights_and_format_ablation():
     [
         ({"accuracy": -1.0}, "must be >= 0"),
         ({"acuracy": 1.0}, "did you mean 'accuracy'"),
-        ({"format": 0.0}, "positive"),
+        ({"accuracy": 0.0, "format": 0.0}, "positive"),
     ],
 )
 def test_bad_weights(weights, message):
+    layer = {"reward": {"weights": weights}}
     with pytest.raises(ConfigError, match=message):
-        check_weights(weights)
+        load_config(method="grpo", task="counting", extra_layers=[layer])
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from support import TINY_GRPO_OVERRIDES, write_mini_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +35,7 @@ def train_command(model_dir: Path, out: Path, *extra: str) -> list[str]:
         "--output",
         str(out),
         f"model.name_or_path={model_dir}",
-        "data.train=synthetic:counting-warmup-16",
-        "data.train_limit=0",
-        "train.prompts_per_step=4",
-        "train.micro_batch=2",
-        "rl.num_generations=4",
-        "rl.max_completion_length=12",
-        "train.learning_rate=1e-3",
+        *TINY_GRPO_OVERRIDES,
         "train.max_steps=8",
         "train.save_every=1",
         *extra,
@@ -164,31 +159,11 @@ def test_kill_soak_ten_sigkills_at_seeded_random_moments(tiny_model_dir, tmp_pat
     assert metrics(soak) == metrics(reference)
 
 
-MINI_SPEC = """
-name: exp3-same-task
-seeds: {mini: 1}
-grids:
-  - name: same-task
-    methods: [sft, grpo-d]
-    tasks: [counting]
-    evaluate_on: same
-"""
-
-
 def test_reproduce_killed_mid_grid_completes_with_the_clean_tables(tiny_model_dir, tmp_path, env):
     import random
 
-    specs = tmp_path / "specs"
-    (specs / "profiles").mkdir(parents=True)
-    (specs / "exp3-same-task.yaml").write_text(MINI_SPEC)
-    (specs / "profiles" / "mini.yaml").write_text(
-        "base:\n"
-        f"  model: {{name_or_path: {tiny_model_dir}, max_pixels: 12544}}\n"
-        "  train: {max_steps: 12, save_every: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3}\n"
-        "  rl: {num_generations: 2, max_completion_length: 8}\n"
-        "  eval: {max_new_tokens: 8, batch_size: 8}\n"
-        "by_task:\n  counting:\n    data: {train: synthetic:counting-warmup-8, test: synthetic:counting-test-8}\n"
-    )
+    train = "max_steps: 12, save_every: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3"
+    specs = write_mini_experiment(tmp_path, tiny_model_dir, train=train)
     command = [sys.executable, "-m", "mr1cli", "reproduce", "exp3-same-task", "--profile", "mini"]
 
     def workspace(name):

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from mr1cli.config import load_config
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import CheckpointError, ConfigError
 from mr1cli.training.checkpoints import (
     latest_checkpoint,
@@ -85,7 +85,7 @@ def test_run_dir_refuses_a_different_config(tmp_path):
         run.bind_config(load_config(method="grpo", task="counting"), resume=False)
         with pytest.raises(ConfigError, match="different config"):
             run.bind_config(
-                load_config(method="grpo", task="counting", overrides=["rl.beta=0.07"]), resume=False
+                load_config(method="grpo", task="counting", overrides=["rl.kl.beta=0.07"]), resume=False
             )
         run.log_metrics({"step": 1, "loss": 0.5})
         with pytest.raises(ConfigError, match="--resume"):

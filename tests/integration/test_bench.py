@@ -17,7 +17,7 @@ from mr1cli.bench.measure import (
 )
 from mr1cli.bench.runner import bench_config
 from mr1cli.bench.summary import summarize_trainer
-from mr1cli.config import load_config
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 
 
@@ -103,10 +103,8 @@ def test_memory_meter_sees_an_allocation_on_cpu():
 def test_bench_config_fixes_length_flattens_beta_and_never_skips():
     cfg = bench_config("tiny", total_steps=7)
     rl = cfg.rl
-    assert cfg.method == "grpo-d" and cfg.kl_schedule_name() == "dynamic"
+    assert cfg.method == "grpo-d" and rl.kl == {"name": "constant", "beta": 0.04}  # GRPO-D's β_min
     assert rl.min_completion_length == rl.max_completion_length
-    schedule = cfg.kl_schedule()
-    assert {schedule(s, 7) for s in range(8)} == {rl.beta_min}
     assert rl.skip_zero_advantage_steps is False and cfg.train.max_steps == 7
 
 
@@ -143,12 +141,6 @@ def test_paper_shaped_model_has_qwen2_vl_2b_size(tiny_model_dir):
     assert kv_bytes_per_token(model.config.get_text_config(), 2) == 28672
 
 
-@pytest.fixture
-def bench_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MR1_CACHE", str(tmp_path / "cache"))
-    return tmp_path
-
-
 SMALL = [
     "data.train=synthetic:counting-warmup-16",
     "data.test=synthetic:counting-warmup-16",
@@ -161,11 +153,11 @@ SMALL = [
 ]
 
 
-def test_bench_grpo_smoke(bench_cache, tiny_model_dir):
+def test_bench_grpo_smoke(cache, tiny_model_dir):
     pytest.importorskip("trl")
     from mr1cli.bench.runner import bench_grpo
 
-    out = bench_cache / "bench"
+    out = cache / "bench"
     result = bench_grpo("tiny", steps=1, warmup=1, model=str(tiny_model_dir), overrides=SMALL, out_dir=out)
     assert result["fixed_length"]["ok"], result["trainers"]
     assert result["fixed_length"]["expected_tokens_per_step"] == 2 * 2 * 6
@@ -183,15 +175,15 @@ def test_bench_grpo_smoke(bench_cache, tiny_model_dir):
     assert "speed-up" in (out / "tiny.md").read_text()
 
 
-def test_bench_eval_smoke(bench_cache, tiny_model_dir):
+def test_bench_eval_smoke(cache, tiny_model_dir):
     from mr1cli.bench.runner import bench_eval
 
-    report = bench_eval("tiny", model=str(tiny_model_dir), limit=8, out_dir=bench_cache / "bench")
+    report = bench_eval("tiny", model=str(tiny_model_dir), limit=8, out_dir=cache / "bench")
     assert report["settings"]["examples"] == 8 and report["examples_per_s"] > 0
-    assert (bench_cache / "bench" / "eval-tiny.md").is_file()
+    assert (cache / "bench" / "eval-tiny.md").is_file()
 
 
-def test_paper_shaped_profile_needs_a_gpu(bench_cache):
+def test_paper_shaped_profile_needs_a_gpu(cache):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     from mr1cli.bench.runner import bench_grpo
@@ -218,13 +210,13 @@ def test_bench_cli_mistakes_are_one_line_errors(argv, message, capsys):
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_bench_grpo_cli_end_to_end(bench_cache, monkeypatch, capsys):
+def test_bench_grpo_cli_end_to_end(cache, monkeypatch, capsys):
     pytest.importorskip("trl")
     from mr1cli.cli import main
 
-    monkeypatch.chdir(bench_cache)
+    monkeypatch.chdir(cache)
     assert main(["bench", "grpo", "--profile", "tiny", "--steps", "1"]) == 0
     out = capsys.readouterr().out
     assert "mr1 bench grpo" in out and "TRL GRPOTrainer" in out
-    result = json.loads((bench_cache / "results" / "bench" / "tiny.json").read_text())
+    result = json.loads((cache / "results" / "bench" / "tiny.json").read_text())
     assert result["fixed_length"]["ok"] and result["settings"]["measured_steps"] == 1

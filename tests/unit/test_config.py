@@ -2,45 +2,70 @@
 
 import pytest
 
-from mr1cli.config import config_from_dict, describe_fields, load_config, parse_override
+from mr1cli.config import describe_fields
+from mr1cli.config_loading import config_from_dict, load_config, parse_override
 from mr1cli.core.errors import ConfigError
 
 
 def test_profile_layers_task_and_method():
     cfg = load_config(method="grpo-d", task="geometry", profile="paper")
     assert cfg.model.name_or_path == "Qwen/Qwen2-VL-2B-Instruct"
-    assert (cfg.rl.beta_min, cfg.rl.beta_max, cfg.rl.num_generations) == (0.0, 0.02, 8)
-    assert cfg.kl_schedule_name() == "dynamic"
+    assert cfg.rl.kl == {"name": "dynamic", "beta_min": 0.0, "beta_max": 0.02, "explore_frac": 0.3}
+    assert cfg.rl.num_generations == 8
     sft = load_config(method="sft", task="counting", profile="paper")
-    assert sft.train.learning_rate == 1e-5 and sft.data.train_limit == 100
-    assert load_config(method="grpo", task="counting", profile="paper").kl_schedule()(5, 10) == 0.04
+    assert sft.train.learning_rate == 1e-5 and sft.data.train_limit == 100 and sft.rl.kl == {}
+    assert load_config(method="grpo", task="counting", profile="paper").rl.kl == {
+        "name": "constant",
+        "beta": 0.04,
+    }
 
 
 def test_config_file_then_overrides_win(tmp_path):
     path = tmp_path / "mine.yaml"
-    path.write_text("rl:\n  beta: 0.03\n  temperature: 0.9\nreward:\n  weights: {format: 0.25}\n")
-    cfg = load_config(method="grpo", task="counting", config_file=path, overrides=["rl.beta=0.05"])
-    assert cfg.rl.beta == 0.05 and cfg.rl.temperature == 0.9
+    path.write_text("rl:\n  kl: {beta: 0.03}\n  temperature: 0.9\nreward:\n  weights: {format: 0.25}\n")
+    cfg = load_config(method="grpo", task="counting", config_file=path, overrides=["rl.kl.beta=0.05"])
+    assert cfg.rl.kl["beta"] == 0.05 and cfg.rl.temperature == 0.9
     assert cfg.reward.weights == {"accuracy": 1.0, "format": 0.25}
 
 
 def test_kl_schedule_override_for_ablations():
-    cfg = load_config(method="grpo", task="counting", overrides=["rl.kl_schedule=cosine", "rl.beta_min=0.01"])
-    assert cfg.kl_schedule_name() == "cosine"
+    cfg = load_config(method="grpo", task="counting", overrides=["rl.kl.name=cosine", "rl.kl.beta_min=0.01"])
+    assert cfg.rl.kl == {"name": "cosine", "beta_min": 0.01, "beta_max": 0.0}
+
+
+def test_each_task_holds_its_paper_beta_once():
+    counting = load_config(method="grpo-d", task="counting")
+    assert counting.rl.kl == {"name": "dynamic", "beta_min": 0.04, "beta_max": 0.10, "explore_frac": 0.3}
+    assert load_config(method="grpo", task="geometry").rl.kl == {"name": "constant", "beta": 0.01}
+
+
+@pytest.mark.parametrize(
+    ("method", "override", "message"),
+    [
+        ("grpo-d", "rl.kl.beta=0.02", "rl.kl.beta is not used by the 'dynamic' KL schedule"),
+        ("grpo", "rl.kl.explore_frac=0.5", "rl.kl.explore_frac is not used by the 'constant' KL schedule"),
+        ("sft", "rl.kl.beta=0.02", "rl.kl.beta is not used by method 'sft'"),
+        ("grpo", "rl.beta=0.02", "config key 'rl.beta' is now 'rl.kl.beta'"),
+        ("grpo-d", "rl.kl_schedule=linear", "config key 'rl.kl_schedule' is now 'rl.kl.name'"),
+    ],
+)
+def test_a_kl_parameter_the_schedule_does_not_use_is_an_error(method, override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(method=method, task="counting", overrides=[override])
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("rl.betta=1", "unknown config key 'rl.betta' (did you mean 'rl.beta'?)"),
-        ("rl.beta=abc", "rl.beta: expected a number"),
+        ("rl.temprature=1", "unknown config key 'rl.temprature' (did you mean 'rl.temperature'?)"),
+        ("rl.kl.beta=abc", "rl.kl.beta: expected a number"),
         ("train.seed=1.5", "train.seed: expected an integer"),
         ("model.freeze_vision=maybe", "model.freeze_vision: expected true or false"),
         ("rl.num_generations=1", "num_generations"),
-        ("rl.beta=-0.1", "rl.beta must be >= 0"),
+        ("rl.kl.beta=-0.1", "rl.kl.beta must be >= 0"),
         ("rl.temperature=0", "rl.temperature must be > 0"),
         ("reward.weights.style=1", "unknown reward 'style'"),
-        ("rl.kl_schedule=dynamc", "did you mean 'dynamic'"),
+        ("rl.kl.name=dynamc", "did you mean 'dynamic'"),
         ("eval.scoring=loose", "eval.scoring must be one of"),
         ("nonsense", "key=value"),
         ("model=3", "expected a section"),
@@ -76,7 +101,7 @@ def test_fingerprint_tracks_results_not_logging():
     assert base.fingerprint() == load_config(method="grpo", task="counting").fingerprint()
     assert (
         base.fingerprint()
-        != load_config(method="grpo", task="counting", overrides=["rl.beta=0.05"]).fingerprint()
+        != load_config(method="grpo", task="counting", overrides=["rl.kl.beta=0.05"]).fingerprint()
     )
     assert (
         base.fingerprint()

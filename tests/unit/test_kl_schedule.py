@@ -9,8 +9,7 @@ from mr1cli.core.kl_schedules import KL_SCHEDULES, build_schedule
 
 
 def schedule(name, **params):
-    values = {"beta": 0.04, "beta_min": 0.0, "beta_max": 0.0, "explore_frac": 0.3, **params}
-    return build_schedule(name, **values)
+    return build_schedule(name, params)
 
 
 @pytest.mark.parametrize(
@@ -40,10 +39,13 @@ def test_dynamic_extreme_explore_fractions():
     assert schedule("dynamic", beta_min=0.02, beta_max=0.06, explore_frac=1.0)(10, 10) == pytest.approx(0.02)
 
 
+def test_constant_holds_beta():
+    assert [schedule("constant", beta=0.04)(s, 100) for s in (0, 7, 100)] == [0.04, 0.04, 0.04]
+
+
 @pytest.mark.parametrize(
     ("name", "step", "expected"),
     [
-        ("constant", 7, 0.04),
         ("linear", 25, 0.01 + 0.04 * 0.25),
         ("cosine", 50, 0.01 + 0.04 * 0.5),
         ("cosine", 25, 0.01 + 0.04 * (1 - math.cos(math.pi / 4)) / 2),
@@ -59,11 +61,18 @@ def test_other_shapes(name, step, expected):
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("constant", {"beta": -0.1}, "rl.beta must be >= 0"),
+        ("constant", {"beta": -0.1}, "rl.kl.beta must be >= 0"),
         ("dynamic", {"beta_min": 0.1, "beta_max": 0.05}, "must not exceed"),
         ("dynamic", {"explore_frac": 1.5}, "explore_frac"),
         ("exponential", {"beta_min": 0.0, "beta_max": 0.1}, "beta_min > 0"),
         ("cosin", {}, "did you mean 'cosine'"),
+        (
+            "dynamic",
+            {"beta": 0.02},
+            r"rl.kl.beta is not used by the 'dynamic' KL schedule \(it takes: beta_min",
+        ),
+        ("constant", {"beta_min": 0.02}, "rl.kl.beta_min is not used by the 'constant' KL schedule"),
+        ("constant", {"beta": "high"}, "rl.kl.beta: expected a number"),
     ],
 )
 def test_invalid_parameters_are_refused(name, params, message):

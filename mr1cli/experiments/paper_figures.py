@@ -1,0 +1,240 @@
+"""The paper's figures 1, 4, 5, 6 and 7, Table 1 as bars, and β(s) of every registered KL schedule,
+each registered in `FIGURES` under the name an experiment spec uses."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from mr1cli.core.errors import ConfigError
+from mr1cli.core.kl_schedules import KL_SCHEDULES, build_schedule, schedule_parameters, schedule_settings
+from mr1cli.core.task import TASKS, get_task
+from mr1cli.experiments.figure_kit import (
+    COLORS,
+    FIGURES,
+    LABELS,
+    PAPER,
+    VALUE_BOX,
+    Inputs,
+    base_line,
+    legend_below,
+    new_figure,
+    paper_points,
+    seed_mean,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def fig1_test_accuracy(inputs: Inputs) -> Figure | None:
+    """Paper figure 1: test accuracy of SFT and GRPO (and GRPO-D) over training steps, per task."""
+    curves = inputs.curves
+    if curves is None or "eval/accuracy" not in curves or curves["eval/accuracy"].isna().all():
+        return None
+    tasks = [t for t in TASKS.names() if curves.loc[curves["train_task"] == t, "eval/accuracy"].notna().any()]
+    title = f"Figure 1 — test accuracy during training, SFT vs GRPO — {inputs.ours}"
+    fig, axes = new_figure(len(tasks), title)
+    for ax, task in zip(axes, tasks, strict=True):
+        for method in ("sft", "grpo", "grpo-d"):
+            runs = curves[(curves["train_task"] == task) & (curves["method"] == method)]
+            stats = seed_mean(runs, "eval/accuracy") if len(runs) else None
+            if stats is None or stats.empty:
+                continue
+            ax.plot(
+                stats["step"], stats["mean"], marker="o", ms=3, color=COLORS[method], label=LABELS[method]
+            )
+            ax.fill_between(stats["step"], stats["min"], stats["max"], color=COLORS[method], alpha=0.15)
+        if inputs.table is not None:
+            base_line(ax, inputs.table, task, "before training")
+        ax.set(title=f"trained and tested on {task}", xlabel="training step (optimizer steps)")
+        ax.set(ylabel="test accuracy (%)")
+        ax.legend(title="mean over seeds (band: min–max)", fontsize=8, title_fontsize=8)
+    return fig
+
+
+def _sweep(inputs: Inputs, grid: str, symbol: str, number: int, metrics: dict[str, str]) -> Figure | None:
+    """Exp1 sweeps (figures 4 and 6): metrics against the varied value, ours with CIs, paper marked."""
+    table = inputs.table
+    rows = None if table is None else table[(table["grid"] == grid) & (table["method"] != "base")]
+    if rows is None or rows.empty:
+        return None
+    rows = rows.sort_values("setting_value")
+    what = " and ".join(metrics.values())
+    title = f"Figure {number} — geometry {what} vs {symbol}, GRPO\n{inputs.ours} vs paper"
+    fig, axes = new_figure(len(metrics), title, height=4.6)
+    for ax, (metric, name) in zip(axes, metrics.items(), strict=True):
+        ci = rows[f"{metric}_ci"].fillna(0.0)
+        ax.errorbar(
+            rows["setting_value"],
+            rows[metric],
+            yerr=ci,
+            marker="o",
+            capsize=4,
+            color=COLORS["grpo"],
+            label=f"GRPO, {inputs.ours}",
+        )
+        paper_points(
+            ax, list(rows["setting_value"]), list(rows.get(f"paper_{metric}", [math.nan] * len(rows)))
+        )
+        if metric == "accuracy":
+            base_line(ax, table[table["grid"] == grid], "geometry", inputs.ours)
+        ax.set(xlabel=symbol, ylabel=f"{name} (%)", xticks=sorted(rows["setting_value"].unique()))
+        ax.set_title(name if len(metrics) > 1 else "")
+    legend_below(fig, axes, "error bars: 95 % CI over seeds")
+    return fig
+
+
+def fig4_format_weight(inputs: Inputs) -> Figure | None:
+    """Paper figure 4: test accuracy and format rate against the format-reward weight α."""
+    metrics = {"accuracy": "test accuracy", "format_rate": "format rate"}
+    return _sweep(inputs, "alpha", "format-reward weight α", 4, metrics)
+
+
+def fig6_constant_beta(inputs: Inputs) -> Figure | None:
+    """Paper figure 6: test accuracy against a constant KL weight β."""
+    return _sweep(inputs, "beta", "constant KL weight β", 6, {"accuracy": "test accuracy"})
+
+
+def fig5_reward_curves(inputs: Inputs) -> Figure | None:
+    """Paper figure 5: (a) format reward and (b) accuracy reward over training steps, one line per α."""
+    curves = inputs.curves
+    if curves is None or not {"reward/format", "reward/accuracy"} <= set(curves.columns):
+        return None
+    curves = curves[curves["setting_label"].str.startswith("α=")]
+    if curves.empty:
+        return None
+    fig, axes = new_figure(2, f"Figure 5 — rewards during GRPO training on geometry, per α — {inputs.ours}")
+    alphas = sorted(curves["setting_value"].unique())
+    colors = matplotlib.colormaps["viridis"]
+    for ax, (metric, title) in zip(
+        axes,
+        [("reward/format", "(a) format reward"), ("reward/accuracy", "(b) accuracy reward")],
+        strict=True,
+    ):
+        for i, alpha in enumerate(alphas):
+            stats = seed_mean(curves[curves["setting_value"] == alpha], metric)
+            window = max(1, len(stats) // 20)
+            smooth = stats["mean"].rolling(window, min_periods=1).mean()
+            ax.plot(stats["step"], smooth, color=colors(i / max(1, len(alphas) - 1)), label=f"α = {alpha:g}")
+        ax.set(
+            title=title, xlabel="training step (optimizer steps)", ylabel="mean reward per completion (0–1)"
+        )
+        ax.legend(title="format weight (mean over seeds)", fontsize=8, title_fontsize=8)
+    return fig
+
+
+def _method_bars(
+    inputs: Inputs, groups: list[tuple[str, str]], title: str, paper_label: str
+) -> Figure | None:
+    """Grouped bars, one group per (label, eval task), one bar per method: ours with CIs, paper marked."""
+    table = inputs.table
+    if table is None or table.empty:
+        return None
+    fig, (ax,) = new_figure(1, title, height=5.0)
+    methods = [m for m in LABELS if m in set(table["method"])]
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        rows = [table[(table["eval_task"] == task) & (table["method"] == method)] for _, task in groups]
+        xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(groups))]
+        ys = [r["accuracy"].iloc[0] if len(r) else math.nan for r in rows]
+        ci = [r["accuracy_ci"].fillna(0.0).iloc[0] if len(r) else 0.0 for r in rows]
+        label = f"{LABELS[method]}{' (untrained)' if method == 'base' else ''}, {inputs.ours}"
+        ax.bar(xs, ys, width * 0.95, yerr=ci, capsize=3, color=COLORS[method], label=label)
+        for x, y, half in zip(xs, ys, ci, strict=True):
+            if not math.isnan(y):  # our value, above the error bar
+                ax.text(x, y + half + 1.0, f"{y:.1f}", ha="center", va="bottom", fontsize=8, bbox=VALUE_BOX)
+        paper = [r["paper_accuracy"].iloc[0] if len(r) and "paper_accuracy" in r else math.nan for r in rows]
+        paper_points(ax, xs, paper, paper_label if j == 0 else "_nolegend_")
+    ax.set_xticks(range(len(groups)), [label for label, _ in groups])
+    ax.set(ylabel="test accuracy (%)", ylim=(0, max(100.0, ax.get_ylim()[1])))
+    legend_below(fig, [ax], "error bars: 95 % CI over seeds; numbers: ours", ncols=3)
+    return fig
+
+
+def fig7_cross_task(inputs: Inputs) -> Figure | None:
+    """Paper figure 7: trained on one task, tested on the other; base, SFT, GRPO and GRPO-D."""
+    groups = [
+        ("trained on counting → tested on geometry", "geometry"),
+        ("trained on geometry → tested on counting", "counting"),
+    ]
+    title = f"Figure 7 — cross-task generalization — {inputs.ours} vs paper"
+    return _method_bars(inputs, groups, title, "paper (Qwen2-VL-2B; inferred from fig. 7 text)")
+
+
+def table1_same_task(inputs: Inputs) -> Figure | None:
+    """Paper Table 1 as bars: same-task test accuracy per method and task."""
+    groups = [(f"trained and tested on {task}", task) for task in TASKS.names()]
+    return _method_bars(
+        inputs, groups, f"Table 1 — same-task accuracy — {inputs.ours} vs paper", PAPER + ", Table 1"
+    )
+
+
+def _paper_parameters(task: str) -> dict[str, float]:
+    """A task's constant β and GRPO-D β_min/β_max/w (its own defaults); other shapes draw from these."""
+    defaults = get_task(task).kl_defaults
+    merged: dict[str, float] = {}
+    for name in ("dynamic", "constant"):
+        merged |= schedule_settings(build_schedule(name, defaults.get(name, {})))
+    return merged
+
+
+def beta_schedules(inputs: Inputs, total_steps: int = 100) -> Figure | None:
+    """β(s) of every registered KL schedule with the paper's per-task parameters (needs no results)."""
+    title = "KL weight β(s) of each registered schedule with the paper's parameters"
+    title += " (GRPO: constant, GRPO-D: dynamic, Eq. 3)"
+    per_task = {name: _paper_parameters(name) for name in TASKS.names() if get_task(name).kl_defaults}
+    fig, axes = new_figure(len(per_task), title, height=4.8)
+    progress = [s / total_steps for s in range(total_steps + 1)]
+    for ax, (task, params) in zip(axes, per_task.items(), strict=True):
+        skipped = []
+        for name in KL_SCHEDULES.names():
+            try:
+                schedule = build_schedule(
+                    name, {k: v for k, v in params.items() if k in schedule_parameters(name)}
+                )
+            except ConfigError as err:
+                logger.info("beta schedules: %s not drawn for %s (%s)", name, task, err)
+                skipped.append(name)
+                continue
+            style = {"lw": 2.6} if name in ("constant", "dynamic") else {"lw": 1.2, "ls": "--"}
+            style["color"] = f"C{KL_SCHEDULES.names().index(name) % 10}"  # the same colour in both panels
+            ax.plot(
+                progress,
+                [schedule(round(x * total_steps), total_steps) for x in progress],
+                label=name,
+                **style,
+            )
+        w_label = f"w = {params['explore_frac']:g}·t: end of exploration"
+        ax.axvline(params["explore_frac"], color="black", ls=":", lw=1, label=w_label)
+        if skipped:
+            ax.text(
+                0.98,
+                0.02,
+                f"not drawn (invalid for these β): {', '.join(skipped)}",
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="dimgray",
+            )
+        ax.set_title(
+            f"{task}: β_min {params['beta_min']:g}, β_max {params['beta_max']:g}; "
+            f"GRPO's constant β {params['beta']:g}",
+            fontsize=10,
+        )
+        ax.set(xlabel=f"training progress s / t (t = {total_steps} steps)")
+        ax.set(ylabel="KL weight β")
+    legend_below(fig, axes, ncols=7)
+    return fig
+
+
+FIGURES.add("fig1_test_accuracy", fig1_test_accuracy)
+FIGURES.add("fig4_format_weight", fig4_format_weight)
+FIGURES.add("fig5_reward_curves", fig5_reward_curves)
+FIGURES.add("fig6_constant_beta", fig6_constant_beta)
+FIGURES.add("fig7_cross_task", fig7_cross_task)
+FIGURES.add("table1_same_task", table1_same_task)
+FIGURES.add("beta_schedules", beta_schedules)

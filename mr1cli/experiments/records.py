@@ -1,0 +1,123 @@
+"""Reading saved results: `records.jsonl` per experiment, the paper's numbers, seed aggregation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from mr1cli.config import EXPERIMENTS_DIR
+from mr1cli.core.errors import Mr1Error
+from mr1cli.core.methods import METHODS
+from mr1cli.core.task import TASKS
+from mr1cli.experiments.statistics import mean_ci
+
+logger = logging.getLogger(__name__)
+
+PAPER_NUMBERS = EXPERIMENTS_DIR / "paper_numbers.yaml"
+SETTING_SYMBOLS = {"reward.weights.format": "α", "rl.kl.beta": "β"}
+GROUP_KEYS = ["grid", "train_task", "eval_task", "method", "setting_label"]
+
+
+def method_order() -> list[str]:
+    """The untrained base model, then the registered methods, in the paper's order."""
+    return ["base", *METHODS.names()]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a jsonl file, one per non-blank line; a bad line names file and line."""
+    if not path.is_file():
+        raise Mr1Error(f"{path} not found: run `mr1 reproduce` for this experiment first")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(dict(json.loads(line)))
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise Mr1Error(f"{path}, line {number}: not a JSON object ({err})") from None
+    return rows
+
+
+def setting_label(setting: dict[str, Any] | None) -> str:
+    """A short label for the varied config keys of a record.
+
+    >>> setting_label({"reward.weights.format": 0.5}), setting_label({}), setting_label({"rl.lr": 1})
+    ('α=0.5', '', 'rl.lr=1')
+    """
+    return ", ".join(f"{SETTING_SYMBOLS.get(k, k)}={v}" for k, v in sorted((setting or {}).items()))
+
+
+def setting_value(setting: dict[str, Any] | None) -> float:
+    """The single varied value of a record's setting; NaN when none, several or not a number.
+
+    >>> setting_value({"rl.kl.beta": 0.01}), setting_value({})
+    (0.01, nan)
+    """
+    values = list((setting or {}).values())
+    return float(values[0]) if len(values) == 1 and isinstance(values[0], (int, float)) else math.nan
+
+
+def normalize_records(records: pd.DataFrame, experiment: str = "") -> pd.DataFrame:
+    """Records with defaults for missing optional fields (`train_task` "" for the base model) and two
+    derived columns: `setting_label` ("α=0.5") and `setting_value` (the single varied value, else NaN)."""
+    defaults = {"experiment": experiment, "grid": "", "train_task": "", "seed": 0, "setting": {}}
+    defaults |= {"format_rate": math.nan, "scoring": "", "profile": "", "run": ""}
+    rows = [
+        {k: v for k, v in row.items() if isinstance(v, (dict, list)) or pd.notna(v)}
+        for row in records.to_dict("records")
+    ]
+    frame = pd.DataFrame([{**defaults, **row} for row in rows])
+    frame["setting"] = [s if isinstance(s, dict) else {} for s in frame["setting"]]
+    frame["setting_label"] = [setting_label(s) for s in frame["setting"]]
+    frame["setting_value"] = [setting_value(s) for s in frame["setting"]]
+    return frame
+
+
+def load_records(results_dir: Path, experiment: str) -> pd.DataFrame:
+    """`results/<experiment>/records.jsonl` as a DataFrame (see `normalize_records`), one row per
+    (model, eval task, seed)."""
+    path = Path(results_dir) / experiment / "records.jsonl"
+    rows = read_jsonl(path)
+    missing = {"method", "eval_task", "accuracy"} - set().union(*rows)
+    if not rows or missing:
+        raise Mr1Error(f"{path}: no records, or records without {', '.join(sorted(missing))}")
+    return normalize_records(pd.DataFrame(rows), experiment)
+
+
+def load_paper_numbers(path: Path | None = None) -> dict[str, Any]:
+    """The paper's published numbers (`experiments/paper_numbers.yaml`); {} when the file is absent."""
+    path = path or PAPER_NUMBERS
+    if not path.is_file():
+        logger.info("paper numbers not found at %s: tables and figures show ours only", path)
+        return {}
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def aggregate(records: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per configuration: accuracy and format rate averaged over seeds, CI half-widths
+    (NaN with one seed) and the seed count. A later record for the same seed replaces an earlier one."""
+    latest = records.drop_duplicates([*GROUP_KEYS, "seed"], keep="last")
+    rows = []
+    for key, group in latest.groupby(GROUP_KEYS, sort=False, dropna=False):
+        row: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
+        row["setting_value"] = group["setting_value"].iloc[0]
+        row["n_seeds"] = len(group)
+        for metric in ("accuracy", "format_rate"):
+            values = group[metric].dropna()
+            mean, half = mean_ci(values.tolist(), confidence) if len(values) else (math.nan, math.nan)
+            row[metric], row[f"{metric}_ci"] = mean, (half if len(values) > 1 else math.nan)
+        rows.append(row)
+    rank = {
+        name: i for i, name in enumerate((*TASKS.names(), *method_order()))
+    }  # tasks and methods in paper order
+    table = pd.DataFrame(rows).assign(
+        task_rank=lambda t: t["eval_task"].map(rank), rank=lambda t: t["method"].map(rank)
+    )
+    table = table.sort_values(["grid", "task_rank", "train_task", "rank", "setting_value"], kind="stable")
+    return table.drop(columns=["task_rank", "rank"]).reset_index(drop=True)

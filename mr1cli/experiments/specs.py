@@ -1,0 +1,111 @@
+"""Experiment specs (experiments/<name>.yaml, discovered by listing the folder) and their plan: every
+(grid, method, task, setting, seed) with its resolved config and the tasks it is tested on.
+
+A spec lists grids (methods × tasks × varied config keys × seeds), which task each trained model
+is evaluated on (`same` or `other`), its table kind (`table:`, a function in `TABLES`) and its
+figures (`figures:`, functions in `FIGURES`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mr1cli.config import EXPERIMENTS_DIR, RunConfig
+from mr1cli.config_loading import load_config
+from mr1cli.core.errors import ConfigError
+from mr1cli.core.registry import did_you_mean
+from mr1cli.core.task import TASKS
+from mr1cli.experiments.figure_kit import FIGURES
+from mr1cli.experiments.tables import TABLES
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One model to train (or the base model when method == 'base') and the tasks it is tested on."""
+
+    grid: str
+    method: str
+    train_task: str | None
+    seed: int
+    setting: dict[str, Any]
+    eval_tasks: tuple[str, ...]
+    config: RunConfig | None = None
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        return self.config.run_name() if self.config is not None else "base"
+
+
+def specs_dir() -> Path:
+    """experiments/, or $MR1_EXPERIMENTS_DIR to run your own specs under the same names."""
+    return Path(os.environ.get("MR1_EXPERIMENTS_DIR") or EXPERIMENTS_DIR)
+
+
+def list_experiments() -> list[str]:
+    """Every experiment spec in the specs folder: each `*.yaml` there that has a `grids` list."""
+    names = []
+    for path in sorted(specs_dir().glob("*.yaml")):
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(content, dict) and "grids" in content:
+            names.append(path.stem)
+    return names
+
+
+def load_spec(name: str) -> dict[str, Any]:
+    """The spec `experiments/<name>.yaml`, with its table kind and figure names checked against the
+    registries (an experiment is one YAML; a new plot is one registered function)."""
+    known = list_experiments()
+    if name not in known:
+        raise ConfigError(f"unknown experiment '{name}'{did_you_mean(name, [*known, 'all'])}")
+    path = specs_dir() / f"{name}.yaml"
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(spec.get("grids"), list) or not spec["grids"]:
+        raise ConfigError(f"{path}: an experiment spec needs a non-empty 'grids' list")
+    if "table" not in spec:
+        raise ConfigError(
+            f"{path}: name the table kind, e.g. 'table: same-task' ({', '.join(TABLES.names())})"
+        )
+    TABLES.get(spec["table"])
+    for figure in spec.get("figures") or []:
+        FIGURES.get(figure)
+    return spec
+
+
+def _eval_tasks(train_task: str, evaluate_on: str) -> tuple[str, ...]:
+    if evaluate_on == "same":
+        return (train_task,)
+    if evaluate_on == "other":
+        return tuple(t for t in TASKS.names() if t != train_task)
+    raise ConfigError(f"evaluate_on must be 'same' or 'other', got '{evaluate_on}'")
+
+
+def plan(spec: dict[str, Any], profile: str, seeds: int) -> list[PlannedRun]:
+    """Every (grid, method, task, setting, seed) of the spec, with its resolved config."""
+    profile_seeds = (spec.get("seeds") or {}).get(profile, 1)
+    seed_values = range(seeds or profile_seeds)
+    runs: list[PlannedRun] = []
+    for grid in spec["grids"]:
+        vary: dict[str, list[Any]] = grid.get("vary") or {}
+        fixed = [f"{k}={v}" for k, v in (grid.get("overrides") or {}).items()]
+        for task in grid["tasks"]:
+            eval_tasks = _eval_tasks(task, grid.get("evaluate_on", "same"))
+            if grid.get("include_base", True):
+                for eval_task in eval_tasks:
+                    runs.append(PlannedRun(grid["name"], "base", None, 0, {}, (eval_task,)))
+            for method, values, seed in itertools.product(
+                grid["methods"], itertools.product(*vary.values()), seed_values
+            ):
+                setting = dict(zip(vary, values, strict=True))
+                overrides = (*fixed, *(f"{k}={v}" for k, v in setting.items()), f"train.seed={seed}")
+                config = load_config(method=method, task=task, profile=profile, overrides=list(overrides))
+                runs.append(
+                    PlannedRun(grid["name"], method, task, seed, setting, eval_tasks, config, overrides)
+                )
+    return runs
