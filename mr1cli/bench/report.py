@@ -157,12 +157,17 @@ def grpo_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_grpo_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
+def _write_report(report: dict[str, Any], out_dir: Path, stem: str, markdown: str) -> list[Path]:
+    """`<stem>.json` (everything measured) and `<stem>.md` (for people), each written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / f"{result['profile']}.json", out_dir / f"{result['profile']}.md"
-    atomic_write_text(json_path, json.dumps(result, indent=1, default=str) + "\n")
-    atomic_write_text(md_path, grpo_markdown(result))
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    atomic_write_text(json_path, json.dumps(report, indent=1, default=str) + "\n")
+    atomic_write_text(md_path, markdown)
     return [json_path, md_path]
+
+
+def write_grpo_report(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    return _write_report(result, out_dir, result["profile"], grpo_markdown(result))
 
 
 def grpo_table(result: dict[str, Any]) -> Table:
@@ -196,11 +201,7 @@ def eval_markdown(report: dict[str, Any]) -> str:
 
 
 def write_eval_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / f"eval-{report['profile']}.json", out_dir / f"eval-{report['profile']}.md"
-    atomic_write_text(json_path, json.dumps(report, indent=1, default=str) + "\n")
-    atomic_write_text(md_path, eval_markdown(report))
-    return [json_path, md_path]
+    return _write_report(report, out_dir, f"eval-{report['profile']}", eval_markdown(report))
 
 
 def eval_table(report: dict[str, Any]) -> Table:

@@ -23,9 +23,3 @@ class TrainingHalted(Mr1Error):
     """Training stopped on purpose (non-finite loss or reward); the last good checkpoint is kept."""
 
     exit_code = 3
-
-
-class NotAvailableYet(Mr1Error):
-    """A command whose machinery is not built yet."""
-
-    exit_code = 4

@@ -17,7 +17,7 @@ from mr1cli.core.errors import DataError
 from mr1cli.core.task import SCORING_MODES, get_task
 from mr1cli.data.example import Example
 from mr1cli.data.files import atomic_write_text
-from mr1cli.models.batching import chat_prompt, encode_prompts, generate
+from mr1cli.models.batching import Decoding, chat_prompt, encode_prompts, generate
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,9 @@ def evaluate_model(
         prompts = [chat_prompt(processor, task.eval_prompt(ex.question)) for ex in chunk]
         images = [ex.load_image(**pixels) for ex in chunk]
         batch = encode_prompts(processor, prompts, images)
-        completions = generate(model, processor, batch, max_new_tokens=max_new_tokens, do_sample=False)
+        completions = generate(
+            model, processor, batch, Decoding(max_new_tokens=max_new_tokens, do_sample=False)
+        )
         for example, tokens in zip(chunk, completions, strict=True):
             rows.append(
                 {

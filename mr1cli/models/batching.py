@@ -16,6 +16,7 @@ Layout conventions (shapes: B prompts, N = B·G sequences, P prompt width, C com
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -140,19 +141,23 @@ def cut_after_eos(tokens: list[int], eos_ids: list[int]) -> list[int]:
     return tokens
 
 
+@dataclass(frozen=True, kw_only=True)
+class Decoding:
+    """How completions are decoded: greedy, or sampled `num_return_sequences` times per prompt with
+    exactly `temperature`, `top_p` and `top_k` (0 = off). The one settings object every sampler takes."""
+
+    max_new_tokens: int
+    do_sample: bool = True
+    num_return_sequences: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_new_tokens: int = 0
+
+
 @torch.no_grad()
 def generate(
-    model: Any,
-    processor: Any,
-    prompt_batch: dict[str, Tensor],
-    *,
-    max_new_tokens: int,
-    do_sample: bool,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    num_return_sequences: int = 1,
-    min_new_tokens: int = 0,
-    top_k: int = 0,
+    model: Any, processor: Any, prompt_batch: dict[str, Tensor], decoding: Decoding
 ) -> list[list[int]]:
     """Completion token ids per sample, prompt-major (p0g0 … p0gG-1, p1g0 …), each cut after its
     first end-of-sequence token (kept). Vision marker tokens are never sampled.
@@ -162,10 +167,14 @@ def generate(
     transformers fills an unset top_k with 50); there is no repetition penalty.
     """
     eos_ids = eos_token_ids(model, processor)
-    sampling: dict[str, Any] = {"do_sample": do_sample}
-    if do_sample:
+    d = decoding
+    sampling: dict[str, Any] = {"do_sample": d.do_sample}
+    if d.do_sample:
         sampling.update(
-            temperature=temperature, top_p=top_p, top_k=top_k, num_return_sequences=num_return_sequences
+            temperature=d.temperature,
+            top_p=d.top_p,
+            top_k=d.top_k,
+            num_return_sequences=d.num_return_sequences,
         )
     was_training = model.training
     model.eval()  # KV cache on, even when the policy trains with gradient checkpointing
@@ -173,8 +182,8 @@ def generate(
         inputs = {key: value.to(model.device) for key, value in prompt_batch.items() if key in PROMPT_KEYS}
         output = model.generate(
             **inputs,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
+            max_new_tokens=d.max_new_tokens,
+            min_new_tokens=d.min_new_tokens,
             eos_token_id=eos_ids,
             pad_token_id=processor.tokenizer.pad_token_id,
             suppress_tokens=forbidden_token_ids(processor),
@@ -186,8 +195,8 @@ def generate(
         model.train(was_training)
     new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()  # [B·G, new]
     completions = [cut_after_eos(tokens, eos_ids) for tokens in new_tokens]
-    if not do_sample:  # greedy is deterministic: transformers refuses G > 1, so copy the one result
-        completions = [list(tokens) for tokens in completions for _ in range(num_return_sequences)]
+    if not d.do_sample:  # greedy is deterministic: transformers refuses G > 1, so copy the one result
+        completions = [list(tokens) for tokens in completions for _ in range(d.num_return_sequences)]
     return completions
 
 

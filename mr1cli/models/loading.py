@@ -11,7 +11,6 @@ missing or corrupt weights, a hub id that is not cached while offline) is a one-
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib.util
 import json
 import logging
@@ -173,15 +172,6 @@ def load_for_config(
         freeze_vision=m.freeze_vision and trainable,
         trust_remote_code=m.trust_remote_code,
     )
-
-
-def load_reference(policy: LoadedModel) -> torch.nn.Module:
-    """A frozen copy of the policy's weights: the π_ref of the KL term (eval mode, no gradients)."""
-    reference = copy.deepcopy(policy.model)
-    if getattr(reference, "supports_gradient_checkpointing", False):
-        _checkpointing(reference, enable=False)  # no backward through the reference
-    reference.requires_grad_(False)
-    return reference.eval()
 
 
 def vision_tower(model: torch.nn.Module) -> torch.nn.Module:

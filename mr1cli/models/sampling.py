@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from mr1cli.core.registry import Registry
-from mr1cli.models.batching import cut_after_eos, eos_token_ids, forbidden_token_ids, generate
+from mr1cli.models.batching import Decoding, cut_after_eos, eos_token_ids, forbidden_token_ids, generate
 from mr1cli.models.shared_prompt import PROMPT_KEYS
 
 
@@ -67,13 +67,8 @@ def sample_completions(
     model: Any,
     processor: Any,
     prompt_batch: dict[str, Tensor],
+    decoding: Decoding,
     *,
-    max_new_tokens: int,
-    num_return_sequences: int,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    top_k: int = 0,
-    min_new_tokens: int = 0,
     return_log_probs: bool = False,
 ) -> list[list[int]] | tuple[list[list[int]], Tensor]:
     """G sampled completions per prompt, prompt-major (p0g0 … p0gG-1, p1g0 …), each cut after its
@@ -87,7 +82,9 @@ def sample_completions(
     eos = torch.tensor(eos_token_ids(model, processor), device=device)
     suppress = forbidden_token_ids(processor)
     pad_id = processor.tokenizer.pad_token_id
-    group = num_return_sequences
+    group = decoding.num_return_sequences
+    temperature, top_p, top_k = decoding.temperature, decoding.top_p, decoding.top_k
+    max_new_tokens, min_new_tokens = decoding.max_new_tokens, decoding.min_new_tokens
     was_training = model.training
     model.eval()
     try:
@@ -136,21 +133,21 @@ def sample_completions(
     return completions, torch.stack(picked, dim=1)  # [N, steps]
 
 
-RolloutSampler = Callable[..., list[list[int]]]
+RolloutSampler = Callable[[Any, Any, dict[str, Tensor], Decoding], list[list[int]]]
 SAMPLERS: Registry[RolloutSampler] = Registry("rollout sampler")
 
 
 @SAMPLERS.register("mr1")
 def _mr1_sampler(
-    model: Any, processor: Any, prompt_batch: dict[str, Tensor], **settings: Any
+    model: Any, processor: Any, prompt_batch: dict[str, Tensor], decoding: Decoding
 ) -> list[list[int]]:
     """This module's cached loop: prompt prefilled once per group, stops when every sequence is done."""
-    return sample_completions(model, processor, prompt_batch, **settings)
+    return sample_completions(model, processor, prompt_batch, decoding)
 
 
 @SAMPLERS.register("transformers")
 def _transformers_sampler(
-    model: Any, processor: Any, prompt_batch: dict[str, Tensor], **settings: Any
+    model: Any, processor: Any, prompt_batch: dict[str, Tensor], decoding: Decoding
 ) -> list[list[int]]:
     """`model.generate(num_return_sequences=G)`: the reference implementation."""
-    return generate(model, processor, prompt_batch, do_sample=True, **settings)
+    return generate(model, processor, prompt_batch, decoding)

@@ -13,6 +13,11 @@ _R1V_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
+# The R1-V releases the paper trains and tests on (paper.md, "Tasks and data").
+R1V_TRAIN = "leonardPKU/clevr_cogen_a_train"
+R1V_TEST = "data/superclevr/superclevr_test200_counting_problems.jsonl"
+
+
 class Counting(Task):
     name = "counting"
     train_template = (
@@ -30,13 +35,7 @@ class Counting(Task):
     kl_defaults = {"constant": {"beta": 0.04}, "dynamic": {"beta_min": 0.04, "beta_max": 0.10}}
     config_defaults = {
         "*": {"data": {"train_limit": 100}},  # the paper's few-shot counting (2B: 100 samples)
-        "paper": {
-            "data": {
-                "train": "leonardPKU/clevr_cogen_a_train",
-                "test": "data/superclevr/superclevr_test200_counting_problems.jsonl",
-                "image_root": "data/superclevr",
-            }
-        },
+        "paper": {"data": {"train": R1V_TRAIN, "test": R1V_TEST, "image_root": "data/superclevr"}},
     }
 
     def parse_truth(self, raw: object) -> str:

@@ -76,6 +76,11 @@ def _parse_value(text: str) -> list:
     return safe_parse(f"${normalize_value(text)}$")
 
 
+# The R1-V releases the paper trains and tests on (paper.md, "Tasks and data").
+R1V_TRAIN = "leonardPKU/GEOQA_R1V_Train_8K"
+R1V_TEST = "data/geoqa/geoqa_test_prompts.jsonl"
+
+
 class Geometry(Task):
     name = "geometry"
     train_template = (
@@ -93,13 +98,7 @@ class Geometry(Task):
     kl_defaults = {"constant": {"beta": 0.01}, "dynamic": {"beta_min": 0.0, "beta_max": 0.02}}
     config_defaults = {
         "tiny": {"rl": {"max_completion_length": 64}, "eval": {"max_new_tokens": 64}},
-        "paper": {
-            "data": {
-                "train": "leonardPKU/GEOQA_R1V_Train_8K",
-                "test": "data/geoqa/geoqa_test_prompts.jsonl",
-                "image_root": "data/geoqa",
-            }
-        },
+        "paper": {"data": {"train": R1V_TRAIN, "test": R1V_TEST, "image_root": "data/geoqa"}},
     }
 
     def parse_truth(self, raw: object) -> str:

@@ -13,7 +13,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,11 +46,9 @@ class Recipe(Protocol):
 
 @dataclass
 class LoopHooks:
-    """Optional callbacks: evaluation every `eval_every` steps and a per-step observer (tests)."""
+    """Optional callbacks: evaluation every `eval_every` steps."""
 
     evaluate: Callable[[int], dict[str, float]] | None = None
-    after_step: Callable[[int, dict[str, float]], None] | None = None
-    extra_done: dict[str, Any] = field(default_factory=dict)
 
 
 def resume_point(run: RunDir) -> Path | None:
@@ -160,8 +158,6 @@ def run_loop(
                     if tensorboard is not None:
                         for key, value in metrics.items():
                             tensorboard.add_scalar(key, value, done_steps)
-                if hooks.after_step is not None:
-                    hooks.after_step(done_steps, metrics)
                 last = metrics
                 status = "  ".join(f"{k.split('/')[-1]} {v:.3g}" for k, v in metrics.items() if k in _SHOWN)
                 progress.update(bar, completed=done_steps, status=status)

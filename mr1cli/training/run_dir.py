@@ -51,9 +51,6 @@ class RunDir:
     def is_done(self) -> bool:
         return self.done_file.is_file()
 
-    def done_info(self) -> dict[str, Any]:
-        return json.loads(self.done_file.read_text())
-
     # ------------------------------------------------------------ lifecycle
 
     def acquire(self) -> None:

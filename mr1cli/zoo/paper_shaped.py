@@ -9,15 +9,12 @@ the weights are a seeded random init saved in bfloat16 (2.2 B parameters, about 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-from mr1cli.models.loading import quiet_progress_bars
-from mr1cli.zoo.tiny import MERGE_SIZE, PATCH_SIZE, _replace_dir, generation_config, mrope_sections
+from mr1cli.zoo.tiny import generation_config, qwen2_vl_config, save_checkpoint_folder
 
 PAPER_SHAPED_VERSION = "1"
 
@@ -37,37 +34,7 @@ VISION_SHAPE = {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "mlp_ratio"
 
 def paper_shaped_config(processor) -> Qwen2VLConfig:
     """Qwen2-VL-2B's config around the given (tiny) tokenizer's special-token ids."""
-    token_id = processor.tokenizer.convert_tokens_to_ids
-    endoftext, im_end = token_id("<|endoftext|>"), token_id("<|im_end|>")
-    head_dim = TEXT_SHAPE["hidden_size"] // TEXT_SHAPE["num_attention_heads"]  # 128
-    text_config = {
-        **TEXT_SHAPE,
-        "max_window_layers": TEXT_SHAPE["num_hidden_layers"],
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": 1_000_000.0,
-            "mrope_section": mrope_sections(head_dim),  # [16, 24, 24], as the 2B model
-        },
-        "bos_token_id": endoftext,
-        "eos_token_id": im_end,
-        "pad_token_id": endoftext,
-    }
-    vision_config = {
-        **VISION_SHAPE,
-        "patch_size": PATCH_SIZE,
-        "spatial_merge_size": MERGE_SIZE,
-        "temporal_patch_size": 2,
-    }
-    return Qwen2VLConfig(
-        text_config=text_config,
-        vision_config=vision_config,
-        image_token_id=token_id("<|image_pad|>"),
-        video_token_id=token_id("<|video_pad|>"),
-        vision_start_token_id=token_id("<|vision_start|>"),
-        vision_end_token_id=token_id("<|vision_end|>"),
-        tie_word_embeddings=True,
-        dtype="bfloat16",
-    )
+    return qwen2_vl_config(processor.tokenizer, TEXT_SHAPE, VISION_SHAPE, dtype="bfloat16")
 
 
 def ensure_paper_shaped_model(cache_dir: Path, tokenizer_source: Path, *, seed: int = 0) -> Path:
@@ -84,13 +51,4 @@ def ensure_paper_shaped_model(cache_dir: Path, tokenizer_source: Path, *, seed: 
         with torch.device(device):
             model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16)
     model.generation_config = generation_config(processor.tokenizer)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        with quiet_progress_bars():
-            model.save_pretrained(staging)
-            processor.save_pretrained(staging)
-        _replace_dir(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
+    return save_checkpoint_folder(model, processor, out_dir)

@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import AddedToken, Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
@@ -183,24 +184,17 @@ def build_processor(tokenizer: Qwen2Tokenizer, image_size: int) -> Qwen2VLProces
     )
 
 
-def tiny_config(
-    tokenizer: Qwen2Tokenizer, *, text_hidden: int, text_layers: int, vision_depth: int
+def qwen2_vl_config(
+    tokenizer: Any, text_shape: dict[str, Any], vision_shape: dict[str, Any], *, dtype: str
 ) -> Qwen2VLConfig:
-    """A Qwen2-VL config with Qwen2-VL-2B's shape ratios scaled down (GQA, tied embeddings, M-RoPE)."""
-    heads, kv_heads = 4, 2
-    head_dim = text_hidden // heads
+    """A Qwen2-VL config of the given text and vision shapes around `tokenizer`'s special tokens:
+    M-RoPE sections from the head size, 14-pixel patches merged 2×2, tied embeddings."""
     token_id = tokenizer.convert_tokens_to_ids
     endoftext, im_end = token_id("<|endoftext|>"), token_id("<|im_end|>")
+    head_dim = text_shape["hidden_size"] // text_shape["num_attention_heads"]
     text_config = {
-        "vocab_size": len(tokenizer),
-        "hidden_size": text_hidden,
-        "intermediate_size": 8 * math.ceil(text_hidden / 3),  # SwiGLU width ≈ 8/3·d, a multiple of 8
-        "num_hidden_layers": text_layers,
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads,
-        "max_position_embeddings": 4096,
-        "max_window_layers": text_layers,
-        "rms_norm_eps": 1e-6,
+        **text_shape,
+        "max_window_layers": text_shape["num_hidden_layers"],
         "rope_parameters": {
             "rope_type": "default",
             "rope_theta": 1_000_000.0,
@@ -211,11 +205,7 @@ def tiny_config(
         "pad_token_id": endoftext,
     }
     vision_config = {
-        "depth": vision_depth,
-        "embed_dim": 64,
-        "hidden_size": text_hidden,
-        "mlp_ratio": 4,
-        "num_heads": 4,
+        **vision_shape,
         "patch_size": PATCH_SIZE,
         "spatial_merge_size": MERGE_SIZE,
         "temporal_patch_size": 2,
@@ -228,8 +218,32 @@ def tiny_config(
         vision_start_token_id=token_id("<|vision_start|>"),
         vision_end_token_id=token_id("<|vision_end|>"),
         tie_word_embeddings=True,
-        dtype="float32",
+        dtype=dtype,
     )
+
+
+def tiny_config(
+    tokenizer: Qwen2Tokenizer, *, text_hidden: int, text_layers: int, vision_depth: int
+) -> Qwen2VLConfig:
+    """A Qwen2-VL config with Qwen2-VL-2B's shape ratios scaled down (GQA, tied embeddings, M-RoPE)."""
+    text_shape = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": text_hidden,
+        "intermediate_size": 8 * math.ceil(text_hidden / 3),  # SwiGLU width ≈ 8/3·d, a multiple of 8
+        "num_hidden_layers": text_layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-6,
+    }
+    vision_shape = {
+        "depth": vision_depth,
+        "embed_dim": 64,
+        "hidden_size": text_hidden,
+        "mlp_ratio": 4,
+        "num_heads": 4,
+    }
+    return qwen2_vl_config(tokenizer, text_shape, vision_shape, dtype="float32")
 
 
 def generation_config(tokenizer: Qwen2Tokenizer) -> GenerationConfig:
@@ -275,19 +289,24 @@ def build_tiny_model(
         torch.manual_seed(seed)
         model = Qwen2VLForConditionalGeneration(config).to(torch.float32)
     model.generation_config = generation_config(tokenizer)
+    return save_checkpoint_folder(model, processor, out_dir)
+
+
+def save_checkpoint_folder(model: Any, processor: Any, out_dir: Path) -> Path:
+    """`save_pretrained` of model and processor into a staging folder, then one rename into place."""
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         with quiet_progress_bars():
             model.save_pretrained(staging)
             processor.save_pretrained(staging)
-        _replace_dir(staging, out_dir)
+        replace_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
 
 
-def _replace_dir(staging: Path, out_dir: Path) -> None:
+def replace_dir(staging: Path, out_dir: Path) -> None:
     """Move `staging` to `out_dir`; an existing `out_dir` is set aside first and deleted after."""
     if not out_dir.exists():
         os.replace(staging, out_dir)

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from mr1cli.core.errors import CheckpointError, ConfigError
 from mr1cli.models import batching
-from mr1cli.models.loading import LoadedModel, load_model, load_reference, vision_tower
+from mr1cli.models.loading import LoadedModel, load_model, vision_tower
 from mr1cli.zoo.tiny import FORMAT_TOKENS, SPECIAL_TOKENS
 
 QUESTION = "How many items are there? Output the thinking process in <think> </think> and final answer (number) in <answer> </answer> tags."
@@ -100,13 +100,6 @@ def test_pixel_budget_and_frozen_vision(tiny_model_dir: Path) -> None:
         assert parameter.requires_grad is (id(parameter) not in visual)
 
 
-def test_reference_is_a_frozen_copy(tiny: LoadedModel) -> None:
-    reference = load_reference(tiny)
-    assert reference is not tiny.model and not reference.training
-    for (name, p), (_, q) in zip(tiny.model.named_parameters(), reference.named_parameters(), strict=True):
-        assert torch.equal(p, q) and not q.requires_grad and p.data_ptr() != q.data_ptr(), name
-
-
 # --- batches --------------------------------------------------------------------------------
 
 
@@ -174,9 +167,14 @@ def test_generate_never_samples_vision_tokens(tiny: LoadedModel) -> None:
         assert all(t in banned for t in raw[:, batch["input_ids"].shape[1] :].flatten().tolist())
         torch.manual_seed(0)
         sampled = batching.generate(
-            model, processor, batch, max_new_tokens=12, do_sample=True, num_return_sequences=3
+            model,
+            processor,
+            batch,
+            batching.Decoding(max_new_tokens=12, do_sample=True, num_return_sequences=3),
         )
-        greedy = batching.generate(model, processor, batch, max_new_tokens=12, do_sample=False)
+        greedy = batching.generate(
+            model, processor, batch, batching.Decoding(max_new_tokens=12, do_sample=False)
+        )
     finally:
         handle.remove()
     assert len(sampled) == 6 and len(greedy) == 2
@@ -189,11 +187,14 @@ def test_generate_is_prompt_major_and_cut_after_eos(tiny: LoadedModel) -> None:
     model, processor = tiny.model, tiny.processor
     batch = batching.encode_prompts(processor, prompts_for(processor, [QUESTION, "Q?"]), images(2))
     greedy = batching.generate(
-        model, processor, batch, max_new_tokens=8, do_sample=False, num_return_sequences=2
+        model, processor, batch, batching.Decoding(max_new_tokens=8, do_sample=False, num_return_sequences=2)
     )
     assert greedy[0] == greedy[1] and greedy[2] == greedy[3]
     alone = batching.generate(
-        model, processor, {k: v for k, v in batch.items()}, max_new_tokens=8, do_sample=False
+        model,
+        processor,
+        {k: v for k, v in batch.items()},
+        batching.Decoding(max_new_tokens=8, do_sample=False),
     )
     assert alone == [greedy[0], greedy[2]]
     eos = batching.eos_token_ids(model, processor)
@@ -204,10 +205,13 @@ def test_generate_is_prompt_major_and_cut_after_eos(tiny: LoadedModel) -> None:
     try:
         torch.manual_seed(1)
         sampled = batching.generate(
-            model, processor, batch, max_new_tokens=6, do_sample=True, num_return_sequences=4
+            model,
+            processor,
+            batch,
+            batching.Decoding(max_new_tokens=6, do_sample=True, num_return_sequences=4),
         )
         forced = batching.generate(
-            model, processor, batch, max_new_tokens=6, do_sample=True, min_new_tokens=3
+            model, processor, batch, batching.Decoding(max_new_tokens=6, do_sample=True, min_new_tokens=3)
         )
     finally:
         handle.remove()
@@ -331,7 +335,7 @@ def test_checkpointed_policy_still_generates_and_backpropagates(tiny_model_dir: 
     model.train()
     batch = batching.encode_prompts(processor, prompts_for(processor, ["Q?"]), images(1))
     completions = batching.generate(
-        model, processor, batch, max_new_tokens=4, do_sample=True, num_return_sequences=2
+        model, processor, batch, batching.Decoding(max_new_tokens=4, do_sample=True, num_return_sequences=2)
     )
     assert model.training  # generate() restores the mode it found
     full = batching.append_completions(batch, completions, processor.tokenizer.pad_token_id)
@@ -369,7 +373,9 @@ def test_qwen2_5_vl_checkpoints_take_the_same_path(tiny: LoadedModel, tmp_path: 
     batch = batching.encode_prompts(
         loaded.processor, prompts_for(loaded.processor, [QUESTION, "Q?"]), images(2)
     )
-    completions = batching.generate(loaded.model, loaded.processor, batch, max_new_tokens=3, do_sample=True)
+    completions = batching.generate(
+        loaded.model, loaded.processor, batch, batching.Decoding(max_new_tokens=3, do_sample=True)
+    )
     full = batching.append_completions(batch, completions, processor.tokenizer.pad_token_id)
     assert torch.isfinite(batching.sequence_log_probs(loaded.model, full)).all()
 

@@ -14,6 +14,7 @@ from transformers.generation.logits_process import (
 
 from mr1cli.core.grpo_loss import grpo_loss
 from mr1cli.models.batching import (
+    Decoding,
     append_completions,
     chat_prompt,
     encode_prompts,
@@ -61,10 +62,7 @@ def test_sampler_log_probs_equal_a_teacher_forced_forward(tiny):
         loaded.model,
         loaded.processor,
         prompt_batch,
-        max_new_tokens=10,
-        min_new_tokens=10,
-        num_return_sequences=4,
-        temperature=0.9,
+        Decoding(max_new_tokens=10, min_new_tokens=10, num_return_sequences=4, temperature=0.9),
         return_log_probs=True,
     )
     assert len(completions) == 12 and {len(c) for c in completions} == {10}
@@ -78,9 +76,14 @@ def test_sampler_log_probs_equal_a_teacher_forced_forward(tiny):
 
 def test_sampler_greedy_equals_transformers_generate(tiny):
     loaded, prompt_batch = tiny
-    reference = generate(loaded.model, loaded.processor, prompt_batch, max_new_tokens=12, do_sample=False)
+    reference = generate(
+        loaded.model, loaded.processor, prompt_batch, Decoding(max_new_tokens=12, do_sample=False)
+    )
     ours = sample_completions(
-        loaded.model, loaded.processor, prompt_batch, max_new_tokens=12, num_return_sequences=2, top_k=1
+        loaded.model,
+        loaded.processor,
+        prompt_batch,
+        Decoding(max_new_tokens=12, num_return_sequences=2, top_k=1),
     )
     assert ours[0::2] == reference and ours[1::2] == reference
 
@@ -89,7 +92,7 @@ def test_sampler_stops_at_eos_and_pads_after(tiny):
     loaded, prompt_batch = tiny
     torch.manual_seed(1)
     completions = sample_completions(
-        loaded.model, loaded.processor, prompt_batch, max_new_tokens=30, num_return_sequences=3
+        loaded.model, loaded.processor, prompt_batch, Decoding(max_new_tokens=30, num_return_sequences=3)
     )
     eos = set(loaded.model.generation_config.eos_token_id) | {loaded.processor.tokenizer.eos_token_id}
     for tokens in completions:
@@ -112,8 +115,7 @@ def _rollout(tiny, group=4, length=8):
         loaded.model,
         loaded.processor,
         prompt_batch,
-        max_new_tokens=length,
-        num_return_sequences=group,
+        Decoding(max_new_tokens=length, num_return_sequences=group),
     )  # stops at EOS: ragged lengths, right padding
     return append_completions(prompt_batch, completions, loaded.processor.tokenizer.pad_token_id)
 

@@ -32,6 +32,7 @@ from mr1cli.core.rewards import score_completion
 from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import (
+    Decoding,
     append_completions,
     chat_prompt,
     encode_prompts,
@@ -107,17 +108,15 @@ class GRPORecipe:
                 f"{rl.max_prompt_length} (raise it or lower model.max_pixels)"
             )
         started = time.perf_counter()
-        completions = SAMPLERS.get(rl.sampler)(
-            policy,
-            self.processor,
-            prompt_batch,
+        decoding = Decoding(
             max_new_tokens=rl.max_completion_length,
             min_new_tokens=rl.min_completion_length,
             temperature=rl.temperature,
             top_p=rl.top_p,
             top_k=rl.top_k,
             num_return_sequences=rl.num_generations,
-        )  # N = B·G lists of token ids
+        )
+        completions = SAMPLERS.get(rl.sampler)(policy, self.processor, prompt_batch, decoding)  # N = B·G
         timings["generation"] += time.perf_counter() - started
         texts = self.processor.tokenizer.batch_decode(completions, skip_special_tokens=True)
         truths = [ex.truth for ex in chunk for _ in range(rl.num_generations)]
