@@ -24,6 +24,7 @@ class Counting(Task):
         "final answer (number) in <answer> </answer> tags."
     )
     eval_max_new_tokens = 256
+    truth_kinds = ("integer",)  # a count that is not an integer is refused at load: no count can match it
 
     def parse_truth(self, raw: object) -> str:
         """An int, or a string like "3" or "<answer> 3 </answer>" → "3".
