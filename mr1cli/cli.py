@@ -100,7 +100,13 @@ def evaluate(
         str, typer.Option(help="which data set of the profile to evaluate on: test or train")
     ] = "test",
     limit: Annotated[int, typer.Option(help="evaluate on the first N examples (0 = all)")] = 0,
-    output: Annotated[Path | None, typer.Option(help="folder for predictions.jsonl and metrics.json")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder for predictions.jsonl and metrics.json (--rescore default: a new "
+            "./results/eval/<log>-rescored-<task> folder; an existing result is never overwritten)"
+        ),
+    ] = None,
     rescore: Annotated[
         Path | None, typer.Option(help="re-score saved completions (jsonl or json list) without a model")
     ] = None,
@@ -112,6 +118,7 @@ def evaluate(
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
     from mr1cli.experiments.evaluations import run_eval_command
 
+    _log_to_console()
     run_eval_command(
         task=task,
         checkpoint=checkpoint,
@@ -199,6 +206,7 @@ def data_check(
     """Validate a dataset: every row, every image; print counts, answers and examples."""
     from mr1cli.data.dataset_commands import check_dataset
 
+    _log_to_console()  # the loader's warnings (e.g. ground truths kept as text)
     check_dataset(source, task=task, image_root=image_root, skip_bad=skip_bad)
 
 
