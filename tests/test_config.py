@@ -12,8 +12,33 @@ def test_profile_layers_task_and_method():
     assert (cfg.rl.beta_min, cfg.rl.beta_max, cfg.rl.num_generations) == (0.0, 0.02, 8)
     assert cfg.kl_schedule_name() == "dynamic"
     sft = load_config(method="sft", task="counting", profile="paper")
-    assert sft.train.learning_rate == 1e-5 and sft.data.train_limit == 100
+    assert sft.train.learning_rate == 2e-5 and sft.data.train_limit == 100
     assert load_config(method="grpo", task="counting", profile="paper").kl_schedule()(5, 10) == 0.04
+
+
+def test_paper_profile_does_what_r1v_ran():
+    for task in ("counting", "geometry"):
+        cfg = load_config(method="grpo-d", task=task, profile="paper")
+        assert (cfg.train.lr_scheduler, cfg.train.warmup_ratio, cfg.train.weight_decay) == (
+            "linear",
+            0.0,
+            0.0,
+        )
+        assert cfg.rl.skip_zero_advantage_steps is False
+        assert (cfg.reward.scoring, cfg.eval.scoring) == ("r1v", "r1v")
+        sft = load_config(method="sft", task=task, profile="paper").train
+        assert (sft.learning_rate, sft.lr_scheduler, sft.warmup_ratio, sft.epochs) == (
+            2e-5,
+            "cosine",
+            0.1,
+            1.0,
+        )
+    tiny = load_config(method="grpo-d", task="counting", profile="tiny")
+    assert (tiny.reward.scoring, tiny.train.lr_scheduler, tiny.rl.skip_zero_advantage_steps) == (
+        "strict",
+        "constant",
+        True,
+    )
 
 
 def test_config_file_then_overrides_win(tmp_path):
