@@ -63,7 +63,9 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="continue the run in the output directory from its last checkpoint")
     ] = False,
-    show_config: Annotated[bool, typer.Option(help="print the resolved config and exit")] = False,
+    show_config: Annotated[
+        bool, typer.Option(help="print the resolved config, with each profile value's source, and exit")
+    ] = False,
     overrides: Overrides = None,
 ) -> None:
     """Fine-tune a model with SFT, GRPO or GRPO-D on one task."""
@@ -76,7 +78,12 @@ def train(
     if show_config:
         import yaml
 
-        typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        from mr1cli.config import profile_path
+        from mr1cli.profile_sources import annotate_yaml, profile_sources
+
+        sources = profile_sources(profile_path(profile), task, method)
+        typer.echo(f"# resolved config; a comment gives the source of a value set by profile '{profile}'")
+        typer.echo(annotate_yaml(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), sources))
         return
     from mr1cli.training import run_training
 

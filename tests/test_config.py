@@ -135,3 +135,19 @@ def test_parse_override_types():
     assert parse_override("model.name_or_path=Qwen/Qwen2-VL-2B-Instruct") == {
         "model": {"name_or_path": "Qwen/Qwen2-VL-2B-Instruct"}
     }
+
+
+def test_show_config_prints_the_source_of_each_paper_value(capsys):
+    import yaml
+
+    from mr1cli.cli import main
+
+    assert (
+        main(["train", "--method", "grpo-d", "--task", "geometry", "--profile", "paper", "--show-config"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "  lr_scheduler: linear  # inferred (R1-V)" in out
+    assert "  skip_zero_advantage_steps: false  # inferred (R1-V)" in out
+    assert "  scoring: r1v  # inferred (R1-V)" in out and "  explore_frac: 0.3  # paper" in out
+    assert yaml.safe_load(out) == load_config(method="grpo-d", task="geometry", profile="paper").to_dict()
