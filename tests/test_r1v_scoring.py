@@ -92,3 +92,15 @@ def test_unknown_scoring_mode_is_named():
 
     with pytest.raises(ConfigError, match="did you mean 'r1v'"):
         REWARDS.get("format")("x", "3", task="counting", scoring="r1")
+
+
+def test_doctests_of_the_scoring_and_schedule_modules():
+    import doctest
+
+    from mr1cli import profile_sources
+    from mr1cli.core import kl_schedules, r1v, rewards
+    from mr1cli.experiments import evaluations
+    from mr1cli.tasks import geometry
+
+    for module in (r1v, rewards, kl_schedules, geometry, profile_sources, evaluations):
+        assert doctest.testmod(module).failed == 0, module.__name__

@@ -89,7 +89,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
 def truth_kind(text: str) -> str:
     """How a ground truth reads: "number" (units aside), "expression" (math-verify reads it) or "text".
 
-    >>> [truth_kind(t) for t in ("140°", "π", "\\frac{1}{2}", "none of these")]
+    >>> [truth_kind(t) for t in ("140°", "π", "\\\\frac{1}{2}", "none of these")]
     ['number', 'expression', 'expression', 'text']
     """
     if _NUMBER.fullmatch(normalize_value(text)):
