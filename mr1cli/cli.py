@@ -63,7 +63,9 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="continue the run in the output directory from its last checkpoint")
     ] = False,
-    show_config: Annotated[bool, typer.Option(help="print the resolved config and exit")] = False,
+    show_config: Annotated[
+        bool, typer.Option(help="print the resolved config, with each profile value's source, and exit")
+    ] = False,
     overrides: Overrides = None,
 ) -> None:
     """Fine-tune a model with SFT, GRPO or GRPO-D on one task."""
@@ -76,7 +78,11 @@ def train(
     if show_config:
         import yaml
 
-        typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        from mr1cli.config_loading import annotate_yaml, profile_path, profile_sources
+
+        sources = profile_sources(profile_path(profile), task, method)
+        typer.echo(f"# resolved config; a comment gives the source of a value set by profile '{profile}'")
+        typer.echo(annotate_yaml(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), sources))
         return
     from mr1cli.training import run_training
     from mr1cli.zoo.builds import resolve_model
@@ -102,7 +108,13 @@ def evaluate(
         str, typer.Option(help="which data set of the profile to evaluate on: test or train")
     ] = "test",
     limit: Annotated[int, typer.Option(help="evaluate on the first N examples (0 = all)")] = 0,
-    output: Annotated[Path | None, typer.Option(help="folder for predictions.jsonl and metrics.json")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder for predictions.jsonl and metrics.json (--rescore default: a new "
+            "./results/eval/<log>-rescored-<task> folder; an existing result is never overwritten)"
+        ),
+    ] = None,
     rescore: Annotated[
         Path | None, typer.Option(help="re-score saved completions (jsonl or json list) without a model")
     ] = None,
@@ -114,6 +126,7 @@ def evaluate(
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
     from mr1cli.experiments.evaluations import run_eval_command
 
+    _log_to_console()
     run_eval_command(
         task=task,
         checkpoint=checkpoint,
@@ -201,6 +214,7 @@ def data_check(
     """Validate a dataset: every row, every image; print counts, answers and examples."""
     from mr1cli.data.dataset_commands import check_dataset
 
+    _log_to_console()  # the loader's warnings (e.g. ground truths kept as text)
     check_dataset(source, task=task, image_root=image_root, skip_bad=skip_bad)
 
 

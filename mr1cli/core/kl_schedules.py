@@ -2,7 +2,9 @@
 common shapes for ablations. Each is a stateless function of (step, total_steps), so a
 resumed run needs nothing but the step.
 
-s counts optimizer steps from 0; t = total optimizer steps of the run.
+s counts optimizer steps from 0 and t is the last one's s: a run of n optimizer steps has
+s = 0, 1, …, n − 1 and t = n − 1, so the first step gets β(0) and the last step β(t)
+(for GRPO-D: β_mid on the first step, β_max on the last). A one-step run has s = 0, t = 1.
 """
 
 from __future__ import annotations
@@ -35,9 +37,17 @@ class KLSchedule:
                 raise ConfigError(f"rl.kl.{f.name} must be >= 0, got {value}")
 
     def __call__(self, step: int, total_steps: int) -> float:
+        """β at optimizer step `step` (0-based) of a run of `total_steps` optimizer steps.
+
+        s = step, t = total_steps − 1 (end-inclusive: the last step reaches the schedule's end).
+
+        >>> Linear(beta_min=0.0, beta_max=0.1)(99, 100)
+        0.1
+        """
         if total_steps < 1:
             raise ValueError("total_steps must be >= 1")
-        return float(self.value(min(max(step, 0), total_steps), total_steps))
+        last = max(total_steps - 1, 1)  # t; a one-step run is s = 0 of t = 1
+        return float(self.value(min(max(step, 0), last), last))
 
     def value(self, step: int, total_steps: int) -> float:
         raise NotImplementedError
@@ -85,7 +95,7 @@ class Dynamic(Ramp):
     (exploration), then linearly up to β_max at s = t (exploitation); β_mid = (β_min+β_max)/2.
 
     >>> sched = Dynamic(beta_min=0.04, beta_max=0.10, explore_frac=0.3)
-    >>> [round(sched(s, 10), 4) for s in (0, 3, 10)]
+    >>> [round(sched(s, 11), 4) for s in (0, 3, 10)]  # 11 optimizer steps: s = 0…10, t = 10, w = 3
     [0.07, 0.04, 0.1]
     """
 
@@ -113,7 +123,7 @@ class Dynamic(Ramp):
 class Linear(Ramp):
     """β rises linearly from β_min at s = 0 to β_max at s = t.
 
-    >>> Linear(beta_min=0.0, beta_max=0.1)(5, 10)
+    >>> Linear(beta_min=0.0, beta_max=0.1)(5, 11)
     0.05
     """
 
@@ -128,7 +138,7 @@ class Linear(Ramp):
 class Cosine(Ramp):
     """β rises from β_min to β_max along a half cosine.
 
-    >>> round(Cosine(beta_min=0.0, beta_max=0.1)(5, 10), 4)
+    >>> round(Cosine(beta_min=0.0, beta_max=0.1)(5, 11), 4)
     0.05
     """
 
@@ -145,7 +155,7 @@ class Cosine(Ramp):
 class Exponential(Ramp):
     """β moves geometrically from β_min to β_max (both must be > 0).
 
-    >>> round(Exponential(beta_min=0.01, beta_max=0.04)(5, 10), 4)
+    >>> round(Exponential(beta_min=0.01, beta_max=0.04)(5, 11), 4)
     0.02
     """
 
@@ -165,7 +175,7 @@ class Exponential(Ramp):
 class Step(Ramp):
     """β_min during the first explore_frac·t steps, β_max afterwards.
 
-    >>> [Step(beta_min=0.0, beta_max=0.1, explore_frac=0.5)(s, 10) for s in (4, 5, 6)]
+    >>> [Step(beta_min=0.0, beta_max=0.1, explore_frac=0.5)(s, 11) for s in (4, 5, 6)]
     [0.0, 0.0, 0.1]
     """
 

@@ -55,6 +55,12 @@ class Task(ABC):
     def is_correct(self, completion: str, truth: str, mode: str) -> bool:
         """Whether the completion answers `truth` (a canonical string) under `mode`."""
 
+    truth_kinds: tuple[str, ...] = ("value",)  # the classes `mr1 data check` counts ground truths in
+
+    def truth_kind(self, truth: str) -> str:
+        """Which of `truth_kinds` a canonical ground truth falls in ("text" = kept as text, exact match)."""
+        return self.truth_kinds[0]
+
     def train_prompt(self, question: str) -> str:
         return self.train_template.format(question=question)
 

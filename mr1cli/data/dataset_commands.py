@@ -44,6 +44,7 @@ def check_dataset(source: str, *, task: str, image_root: Path | None, skip_bad: 
         "skipped",
         "duplicate_ids",
         "distinct_answers",
+        "truth_kinds",
         "answers",
         "question_chars",
         "with_thinking",

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import re
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,8 @@ from mr1cli.data.example import Example
 
 if TYPE_CHECKING:
     from datasets import Dataset
+
+logger = logging.getLogger(__name__)
 
 MAX_REASONS = 5
 SYNTHETIC_DEFAULT_N = {"train": 2000, "warmup": 2000, "test": 200}
@@ -53,6 +57,7 @@ class LoadedSplit:
     source: str
     path: Path | None  # the local file or folder read; None for a Hugging Face id
     origins: list[RowOrigin] = field(default_factory=list)  # file and row of each example, in order
+    truth_kinds: dict[str, int] = field(default_factory=dict)  # Task.truth_kind → examples
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,14 @@ def load_split(
     if not examples:
         first = f"; first: {reasons[0]}" if reasons else ""
         raise DataError(f"{source}: no usable rows ({skipped} skipped{first})")
-    return LoadedSplit(examples, skipped, reasons, source, local, origins)
+    kinds = Counter(task_obj.truth_kind(example.truth) for example in examples)
+    if kinds["text"]:  # truths no math parser reads: loaded anyway, scored by exact match
+        texts = list(dict.fromkeys(ex.truth for ex in examples if task_obj.truth_kind(ex.truth) == "text"))
+        logger.warning(
+            "%s: %d ground truth(s) are not mathematical values (e.g. %s); kept as text, scored by exact match",
+            *(source, kinds["text"], ", ".join(map(repr, texts[:3]))),
+        )
+    return LoadedSplit(examples, skipped, reasons, source, local, origins, dict(kinds.most_common()))
 
 
 def _split_local(source: str) -> tuple[Path | None, str | None]:

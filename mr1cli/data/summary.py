@@ -73,6 +73,7 @@ def summarize(
         "skipped_reasons": list(split.skipped_reasons),
         "duplicate_ids": sum(count - 1 for count in ids.values() if count > 1),
         "distinct_answers": len(set(truths)),
+        "truth_kinds": dict(split.truth_kinds),
         "answers": answer_distribution(truths),
         "question_chars": stats([len(example.question) for example in examples]),
         "with_thinking": sum(bool(example.thinking) for example in examples),

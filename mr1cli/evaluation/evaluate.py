@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from mr1cli.config import RunConfig
-from mr1cli.core.answer_format import has_think_answer_format
 from mr1cli.core.errors import DataError
+from mr1cli.core.rewards import REWARD_MODES
 from mr1cli.core.task import SCORING_MODES, get_task
 from mr1cli.data.example import Example
 from mr1cli.data.files import atomic_write_text
@@ -27,7 +27,11 @@ class EvalResult:
 
 
 def score_rows(rows: Sequence[dict[str, Any]], task_name: str, scoring: str) -> EvalResult:
-    """Score rows holding `completion` and `truth`; adds both modes' correctness and format."""
+    """Score rows holding `completion` and `truth`; adds both modes' correctness and format.
+
+    Correctness follows each mode's evaluation scorer (r1v: R1-V's evaluation scripts); the format
+    check is the mode's format reward (r1v: R1-V's fullmatch). `correct`/`format`: the headline mode's.
+    """
     task = get_task(task_name)
     predictions = []
     for row in rows:
@@ -36,9 +40,10 @@ def score_rows(rows: Sequence[dict[str, Any]], task_name: str, scoring: str) -> 
             **row,
             "extracted_answer": task.extract_answer(completion, scoring),
             **{f"correct_{mode}": task.is_correct(completion, truth, mode) for mode in SCORING_MODES},
-            "format": has_think_answer_format(completion),
+            **{f"format_{mode}": bool(REWARD_MODES.get(mode).format(completion)) for mode in SCORING_MODES},
         }
         scored["correct"] = scored[f"correct_{scoring}"]
+        scored["format"] = scored[f"format_{scoring}"]
         predictions.append(scored)
     return EvalResult(predictions, summarize(predictions, task_name, scoring))
 
@@ -59,6 +64,7 @@ def summarize(predictions: Sequence[dict[str, Any]], task_name: str, scoring: st
         "task": task_name,
         "n": n,
         "scoring": scoring,
+        "correct": sum(bool(p[f"correct_{scoring}"]) for p in predictions),
         "accuracy": percent(f"correct_{scoring}"),
         **{f"accuracy_{mode}": percent(f"correct_{mode}") for mode in SCORING_MODES},
         "format_rate": percent("format"),
@@ -137,10 +143,13 @@ def read_saved_completions(path: Path, task_name: str) -> list[dict[str, Any]]:
             truth = task.parse_truth(truth_raw)
         except ValueError as error:
             raise DataError(f"{path}: row {number}: field 'ground_truth': {error}") from None
+        question = row.get("question", "")
+        if isinstance(question, dict):  # R1-V's logs keep the whole test row under "question"
+            question = question.get("question", "")
         rows.append(
             {
                 "id": str(row.get("id", number)),
-                "question": row.get("question", ""),
+                "question": question,
                 "completion": completion,
                 "truth": truth,
             }

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import load_config
@@ -21,22 +20,64 @@ from mr1cli.evaluation.evaluate import (
 console = Console(stderr=True)
 
 
+def summary_lines(summary: dict) -> list[str]:
+    """The evaluation summary as short `key value` lines (readable at 80 columns); unknowns left out.
+
+    >>> summary_lines({"n": 200, "scoring": "r1v", "correct": 96, "accuracy": 48.0, "accuracy_r1v": 48.0,
+    ...                "accuracy_strict": 45.5, "format_rate": 80.0, "mean_length": None})
+    ['accuracy         48.0 %  (96 of 200, r1v scoring)', 'accuracy r1v     48.0 %', 'accuracy strict  45.5 %', 'format rate      80.0 %']
+    """
+    n, correct = summary.get("n"), summary.get("correct")
+    count = f"{correct} of {n}, " if correct is not None else f"{n} examples, "
+    lines = [f"{'accuracy':<16} {summary['accuracy']:.1f} %  ({count}{summary['scoring']} scoring)"]
+    for key in sorted(k for k in summary if k.startswith("accuracy_")):
+        lines.append(f"{key.replace('_', ' '):<16} {summary[key]:.1f} %")
+    if summary.get("format_rate") is not None:
+        lines.append(f"{'format rate':<16} {summary['format_rate']:.1f} %")
+    if summary.get("mean_length") is not None:
+        lines.append(f"{'mean length':<16} {summary['mean_length']:.1f} tokens")
+    return lines
+
+
 def print_summary(summary: dict, title: str) -> None:
-    keys = ("n", "scoring", "accuracy", "accuracy_r1v", "accuracy_strict", "format_rate", "mean_length")
-    table = Table(title=title)
-    for key in keys:
-        table.add_column(key, justify="right")
-    table.add_row(*(str(summary.get(key)) for key in keys))
-    Console().print(table)
+    out = Console()
+    out.print(title, soft_wrap=True, markup=False, highlight=False)
+    for line in summary_lines(summary):
+        out.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+
+
+def print_wrote(*paths: Path) -> None:
+    """Each written path on its own line, never wrapped (so it can be copied whole)."""
+    for path in paths:
+        console.print(f"wrote {path}", soft_wrap=True, markup=False, highlight=False)
+
+
+def fresh_folder(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`, … : the first that does not exist yet or is empty.
+
+    >>> fresh_folder(Path("surely/not/here"))
+    PosixPath('surely/not/here')
+    """
+    candidate, number = path, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
 
 
 def rescore_file(path: Path, *, task: str, scoring: str, output: Path | None) -> EvalResult:
+    """Re-score a saved log into `output`, by default a new ./results/eval/<stem>-rescored-<task>
+    folder (never beside the input, which may be read-only; never over an earlier result)."""
     rows = read_saved_completions(path, task)
     result = score_rows(rows, task, scoring)
-    out_dir = output or path.with_name(f"{path.stem}.rescored-{task}")
+    if output is not None and (output / "metrics.json").exists():
+        raise ConfigError(
+            f"--output {output} already holds an evaluation (metrics.json); choose another folder or remove it"
+        )
+    out_dir = output or fresh_folder(Path("results") / "eval" / f"{path.stem}-rescored-{task}")
     predictions, metrics = write_eval_outputs(result, out_dir)
     print_summary(result.summary, f"re-scored {path.name} ({task}, headline scoring: {scoring})")
-    console.print(f"wrote {predictions} and {metrics}")
+    print_wrote(predictions, metrics)
     return result
 
 
@@ -83,7 +124,7 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, *, split: str, output: 
     print_summary(
         result.summary, f"{checkpoint} on {cfg.task} {split} (headline scoring: {cfg.eval.scoring})"
     )
-    console.print(f"wrote {predictions} and {metrics}")
+    print_wrote(predictions, metrics)
     return result
 
 

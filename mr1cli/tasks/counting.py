@@ -37,6 +37,7 @@ class Counting(Task):
         "*": {"data": {"train_limit": 100}},  # the paper's few-shot counting (2B: 100 samples)
         "paper": {"data": {"train": R1V_TRAIN, "test": R1V_TEST, "image_root": "data/superclevr"}},
     }
+    truth_kinds = ("integer",)  # a count that is not an integer is refused at load: no count can match it
 
     def parse_truth(self, raw: object) -> str:
         """An int, or a string like "3" or "<answer> 3 </answer>" → "3".

@@ -4,11 +4,18 @@ Answers are compared as mathematical values with `math-verify`. Two modes:
 - r1v: exactly R1-V's GeoQA evaluation — the *whole* completion is parsed, so a number
   quoted in the reasoning can be picked up (that is how the published numbers were made);
 - strict: only the sole `<answer>` span, with units stripped, is compared to the truth.
+
+Every ground truth loads (R1-V loads all 754 GeoQA test rows, `π` included): a number ("140°"),
+an expression math-verify reads ("π", "2√{3}", "\\frac{1}{2}"), or text nothing reads, kept as it
+is and scored by exact match of the answer span in strict mode (in r1v evaluation, as in R1-V's
+script, only a math-verify match counts, so such a row is wrong).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import re
 import threading
 
@@ -79,6 +86,26 @@ def _parse_value(text: str) -> list:
 # The R1-V releases the paper trains and tests on (paper.md, "Tasks and data").
 R1V_TRAIN = "leonardPKU/GEOQA_R1V_Train_8K"
 R1V_TEST = "data/geoqa/geoqa_test_prompts.jsonl"
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+
+
+@functools.lru_cache(maxsize=8192)
+def truth_kind(text: str) -> str:
+    """How a ground truth reads: "number" (units aside), "expression" (math-verify reads it) or "text".
+
+    >>> [truth_kind(t) for t in ("140°", "π", "\\\\frac{1}{2}", "none of these")]
+    ['number', 'expression', 'expression', 'text']
+    """
+    if _NUMBER.fullmatch(normalize_value(text)):
+        return "number"
+    if _is_value(_parse_value(text)) or _is_value(safe_parse(text)):
+        return "expression"
+    return "text"
+
+
+def _is_value(parsed: list) -> bool:
+    """math-verify read a closed value (π, √3, 1/2), not letters taken as unknowns ("CD" → C·D)."""
+    return bool(parsed) and not getattr(parsed[0], "free_symbols", True)
 
 
 class Geometry(Task):
@@ -101,14 +128,21 @@ class Geometry(Task):
         "paper": {"data": {"train": R1V_TRAIN, "test": R1V_TEST, "image_root": "data/geoqa"}},
     }
 
+    truth_kinds = ("number", "expression", "text")
+
+    def truth_kind(self, truth: str) -> str:
+        return truth_kind(truth)
+
     def parse_truth(self, raw: object) -> str:
-        """A value string such as "140°" or "<answer> 3cm </answer>"; ValueError if not a value.
+        """A truth such as "140°", "π" or "<answer> 3cm </answer>", stripped; ValueError only if empty.
 
         >>> Geometry().parse_truth("<answer> 3cm </answer>")
         '3cm'
         """
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             raise ValueError(f"expected a value such as '140°', got {raw!r}")
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ValueError(f"expected a finite value, got {raw!r}")
         text = str(raw)
         if "<answer>" in text:
             span = answer_span(text)
@@ -116,8 +150,8 @@ class Geometry(Task):
                 raise ValueError(f"expected one <answer>…</answer> block, got {raw!r}")
             text = span
         text = text.strip()
-        if not re.search(r"\d", text) or not _parse_value(text):
-            raise ValueError(f"cannot read a mathematical value from {raw!r}")
+        if not text:
+            raise ValueError(f"empty ground truth {raw!r}")
         return text
 
     def extract_answer(self, completion: str, mode: str) -> str | None:
@@ -142,8 +176,10 @@ class Geometry(Task):
         span = answer_span(completion)
         if not span:
             return False
-        answer, gold = _parse_value(span), _parse_value(truth)
-        return bool(answer) and bool(gold) and safe_verify(gold, answer)
+        if truth_kind(truth) == "text":  # a truth nothing reads as a value: exact match of the span
+            return span == truth.strip()
+        gold, answer = _parse_value(truth), _parse_value(span)
+        return bool(answer) and safe_verify(gold, answer)
 
 
 TASKS.add("geometry", Geometry())

@@ -117,7 +117,7 @@ def test_beta_follows_the_schedule_in_the_log(module_cache, tiny_model_dir, tmp_
     rows = RunDir(tmp_path / "run").read_metrics()
     schedule = schedule_from_settings(cfg.rl.kl)
     assert [row["kl/beta"] for row in rows] == pytest.approx([schedule(s, 10) for s in range(10)])
-    assert rows[0]["kl/beta"] == pytest.approx(0.07) and rows[3]["kl/beta"] == pytest.approx(0.04)
+    assert rows[0]["kl/beta"] == pytest.approx(0.07) and rows[-1]["kl/beta"] == pytest.approx(0.10)
     assert {
         "reward/accuracy",
         "reward/format",
@@ -189,6 +189,37 @@ def test_all_zero_advantage_batches_are_skipped_and_counted(
     initial = load_file(str(tiny_model_dir / "model.safetensors"))
     for name, tensor in weights(final).items():
         assert torch.equal(tensor, initial[name]), name
+
+
+def test_all_equal_reward_step_still_steps_on_the_kl_term_when_not_skipped(
+    cache, tiny_model_dir, tmp_path, monkeypatch
+):
+    # R1-V (and the paper profile) still take an optimizer step on β·KL alone when every group
+    # scored equally. Step 0 has mixed rewards, so the policy leaves the reference; step 1 is
+    # all-equal: skipping leaves the weights as step 0 left them, not skipping moves them.
+    from mr1cli.core import rewards
+
+    finals, rows = {}, {}
+    for skip in (True, False):
+        calls = {"n": 0}
+
+        def accuracy(completion, truth, calls=calls, **kw):
+            calls["n"] += 1
+            return float(calls["n"] % 2) if calls["n"] <= 16 else 1.0  # 16 = 4 prompts × G 4 per step
+
+        monkeypatch.setitem(rewards.REWARDS._entries, "accuracy", accuracy)
+        monkeypatch.setitem(rewards.REWARDS._entries, "format", lambda completion, truth, **kw: 0.0)
+        cfg = grpo_config(
+            tiny_model_dir, "grpo", "train.max_steps=2", "rl.kl.beta=0.5", f"rl.skip_zero_advantage_steps={skip}"
+        )
+        finals[skip] = weights(run_training(cfg, output_dir=tmp_path / f"skip-{skip}"))
+        rows[skip] = RunDir(tmp_path / f"skip-{skip}").read_metrics()
+    assert [row["train/skipped"] for row in rows[True]] == [0.0, 1.0]
+    assert [row["train/skipped"] for row in rows[False]] == [0.0, 0.0]
+    kl_step = rows[False][1]
+    assert kl_step["loss/policy"] == pytest.approx(0.0, abs=1e-7)  # no policy-gradient signal
+    assert kl_step["kl/mean"] > 0 and kl_step["train/grad_norm"] > 0  # the gradient is the KL term's
+    assert any(not torch.equal(finals[True][name], finals[False][name]) for name in finals[True])
 
 
 @pytest.mark.slow

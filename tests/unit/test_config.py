@@ -13,11 +13,36 @@ def test_profile_layers_task_and_method():
     assert cfg.rl.kl == {"name": "dynamic", "beta_min": 0.0, "beta_max": 0.02, "explore_frac": 0.3}
     assert cfg.rl.num_generations == 8
     sft = load_config(method="sft", task="counting", profile="paper")
-    assert sft.train.learning_rate == 1e-5 and sft.data.train_limit == 100 and sft.rl.kl == {}
+    assert sft.train.learning_rate == 2e-5 and sft.data.train_limit == 100 and sft.rl.kl == {}
     assert load_config(method="grpo", task="counting", profile="paper").rl.kl == {
         "name": "constant",
         "beta": 0.04,
     }
+
+
+def test_paper_profile_does_what_r1v_ran():
+    for task in ("counting", "geometry"):
+        cfg = load_config(method="grpo-d", task=task, profile="paper")
+        assert (cfg.train.lr_scheduler, cfg.train.warmup_ratio, cfg.train.weight_decay) == (
+            "linear",
+            0.0,
+            0.0,
+        )
+        assert cfg.rl.skip_zero_advantage_steps is False
+        assert (cfg.reward.scoring, cfg.eval.scoring) == ("r1v", "r1v")
+        sft = load_config(method="sft", task=task, profile="paper").train
+        assert (sft.learning_rate, sft.lr_scheduler, sft.warmup_ratio, sft.epochs) == (
+            2e-5,
+            "cosine",
+            0.1,
+            1.0,
+        )
+    tiny = load_config(method="grpo-d", task="counting", profile="tiny")
+    assert (tiny.reward.scoring, tiny.train.lr_scheduler, tiny.rl.skip_zero_advantage_steps) == (
+        "strict",
+        "constant",
+        True,
+    )
 
 
 def test_config_file_then_overrides_win(tmp_path):
@@ -135,3 +160,19 @@ def test_parse_override_types():
     assert parse_override("model.name_or_path=Qwen/Qwen2-VL-2B-Instruct") == {
         "model": {"name_or_path": "Qwen/Qwen2-VL-2B-Instruct"}
     }
+
+
+def test_show_config_prints_the_source_of_each_paper_value(capsys):
+    import yaml
+
+    from mr1cli.cli import main
+
+    assert (
+        main(["train", "--method", "grpo-d", "--task", "geometry", "--profile", "paper", "--show-config"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "  lr_scheduler: linear  # inferred (R1-V)" in out
+    assert "  skip_zero_advantage_steps: false  # inferred (R1-V)" in out
+    assert "  scoring: r1v  # inferred (R1-V)" in out
+    assert yaml.safe_load(out) == load_config(method="grpo-d", task="geometry", profile="paper").to_dict()

@@ -12,7 +12,7 @@ from mr1cli.core.errors import ConfigError
 from mr1cli.core.rewards import REWARDS, max_total, score_completion
 from mr1cli.core.task import get_task
 
-# (completion, truth, r1v accuracy, strict accuracy, format)
+# (completion, truth, r1v evaluation accuracy, strict accuracy, strict format)
 COUNTING_TABLE = [
     ("<think>1 2 3</think><answer>3</answer>", "3", 1, 1, 1),
     ("<think>I see 3</think><answer> 4 </answer>", "3", 0, 0, 1),
@@ -43,9 +43,11 @@ GEOMETRY_TABLE = [
 @pytest.mark.parametrize(
     ("task", "row"), [("counting", r) for r in COUNTING_TABLE] + [("geometry", r) for r in GEOMETRY_TABLE]
 )
-def test_reward_table(task, row):
+def test_evaluation_scoring_table(task, row):
+    # r1v here is R1-V's *evaluation* scripts; its training reward is tested in test_r1v_scoring.py.
     completion, truth, r1v, strict, fmt = row
-    assert REWARDS.get("accuracy")(completion, truth, task=task, scoring="r1v") == r1v
+    assert get_task(task).is_correct(completion, truth, "r1v") == r1v
+    assert get_task(task).is_correct(completion, truth, "strict") == strict
     assert REWARDS.get("accuracy")(completion, truth, task=task, scoring="strict") == strict
     assert REWARDS.get("format")(completion, truth, task=task) == fmt
 
@@ -83,6 +85,9 @@ def test_bad_weights(weights, message):
         ("geometry", "140°", "140°"),
         ("geometry", "<answer> 3cm </answer>", "3cm"),
         ("geometry", 12, "12"),
+        ("geometry", "π", "π"),  # GeoQA test row 502: no digit, still a value
+        ("geometry", "<answer> \\frac{1}{2} </answer>", "\\frac{1}{2}"),
+        ("geometry", "abc def", "abc def"),  # no value at all: kept as text, scored by exact match
     ],
 )
 def test_parse_truth(task, raw, canonical):
@@ -100,7 +105,8 @@ def test_parse_truth(task, raw, canonical):
         ("geometry", ""),
         ("geometry", None),
         ("geometry", "<answer>1</answer><answer>2</answer>"),
-        ("geometry", "abc def"),
+        ("geometry", "   "),
+        ("geometry", float("nan")),
     ],
 )
 def test_parse_truth_refuses(task, raw):
