@@ -210,7 +210,11 @@ def test_all_equal_reward_step_still_steps_on_the_kl_term_when_not_skipped(
         monkeypatch.setitem(rewards.REWARDS._entries, "accuracy", accuracy)
         monkeypatch.setitem(rewards.REWARDS._entries, "format", lambda completion, truth, **kw: 0.0)
         cfg = grpo_config(
-            tiny_model_dir, "grpo", "train.max_steps=2", "rl.kl.beta=0.5", f"rl.skip_zero_advantage_steps={skip}"
+            tiny_model_dir,
+            "grpo",
+            "train.max_steps=2",
+            "rl.kl.beta=0.5",
+            f"rl.skip_zero_advantage_steps={skip}",
         )
         finals[skip] = weights(run_training(cfg, output_dir=tmp_path / f"skip-{skip}"))
         rows[skip] = RunDir(tmp_path / f"skip-{skip}").read_metrics()
