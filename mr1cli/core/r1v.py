@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from mr1cli.core.math_values import safe_parse, safe_verify
+
 R1V_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _R1V_ANSWER = re.compile(r"<answer>(.*?)</answer>")  # no DOTALL, as in R1-V
 
@@ -44,8 +46,6 @@ def r1v_answer_text(text: str) -> str:
 
 
 def _math_verify_match(completion: str, solution: str) -> bool:
-    from mr1cli.tasks.geometry import safe_parse, safe_verify  # math-verify, guarded
-
     try:
         return safe_verify(safe_parse(completion), safe_parse(solution))
     except Exception:  # R1-V: any failure of the symbolic check falls through to string matching

@@ -98,9 +98,9 @@ def test_doctests_of_the_scoring_and_schedule_modules():
     import doctest
 
     from mr1cli import config_loading
-    from mr1cli.core import kl_schedules, r1v, rewards
+    from mr1cli.core import kl_schedules, math_values, r1v, rewards
     from mr1cli.experiments import evaluations
     from mr1cli.tasks import geometry
 
-    for module in (r1v, rewards, kl_schedules, geometry, config_loading, evaluations):
+    for module in (r1v, rewards, kl_schedules, math_values, geometry, config_loading, evaluations):
         assert doctest.testmod(module).failed == 0, module.__name__
