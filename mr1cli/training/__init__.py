@@ -16,10 +16,16 @@ def run_training(
     resume: bool = False,
     train_examples: Sequence[Example] | None = None,
     quiet: bool = False,
+    describe: str | None = None,
 ) -> Path:
     """Train (or resume, or reuse a finished run) and return the final checkpoint folder."""
     from mr1cli.training.train import train_in_run_dir
 
     return train_in_run_dir(
-        cfg, output_dir=output_dir, resume=resume, train_examples=train_examples, quiet=quiet
+        cfg,
+        output_dir=output_dir,
+        resume=resume,
+        train_examples=train_examples,
+        quiet=quiet,
+        describe=describe,
     )
