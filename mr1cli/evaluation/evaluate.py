@@ -14,6 +14,7 @@ from typing import Any
 from mr1cli.core.answer_format import has_think_answer_format
 from mr1cli.core.errors import DataError
 from mr1cli.data.example import Example
+from mr1cli.evaluation.provenance import row_fields
 from mr1cli.tasks import SCORING_MODES, get_task
 
 
@@ -145,13 +146,19 @@ def read_saved_completions(path: Path, task_name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def write_eval_outputs(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
+def write_eval_outputs(
+    result: EvalResult, out_dir: Path, provenance: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
+    """predictions.jsonl and metrics.json; `provenance` goes into metrics.json, its key fields on every row."""
     from mr1cli.training.run_dir import atomic_write_text
 
     predictions = out_dir / "predictions.jsonl"
     metrics = out_dir / "metrics.json"
+    extra = row_fields(provenance) if provenance else {}
     atomic_write_text(
-        predictions, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in result.predictions)
+        predictions,
+        "".join(json.dumps({**p, **extra}, ensure_ascii=False) + "\n" for p in result.predictions),
     )
-    atomic_write_text(metrics, json.dumps(result.summary, indent=1))
+    summary = {**result.summary, "provenance": provenance} if provenance else result.summary
+    atomic_write_text(metrics, json.dumps(summary, indent=1))
     return predictions, metrics
