@@ -394,10 +394,10 @@ def make_figures(results_dir: Path, experiment: str | None = None) -> list[Path]
 
 def make_all(results_dir: Path) -> list[Path]:
     """Tables and figures for every experiment folder present under `results_dir` (`mr1 figures`)."""
-    written: list[Path] = []
-    for name in EXPERIMENTS:
-        if (Path(results_dir) / name / "records.jsonl").is_file():
-            written += write_tables(results_dir, name)
-        else:
-            logger.info("%s: no records.jsonl, tables skipped", name)
+    present = [name for name in EXPERIMENTS if (Path(results_dir) / name / "records.jsonl").is_file()]
+    if not present:
+        raise Mr1Error(
+            f"{results_dir}: no results to draw (no <experiment>/records.jsonl); run `mr1 reproduce` first"
+        )
+    written = [path for name in present for path in write_tables(results_dir, name)]
     return written + make_figures(results_dir)
