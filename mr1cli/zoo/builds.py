@@ -1,8 +1,9 @@
 """Model names the profiles use: `tiny` (freshly built) and `tiny-base` (tiny, warmed up).
 
 Anything else is passed through as a hub id or a local folder. Both tiny models are built
-once into the cache (MR1_CACHE, default .mr1-cache) and reused; a folder is only used once
-it is complete (each build writes atomically).
+once into the per-user cache (MR1_CACHE, default ~/.cache/mr1, see data/cache.py) and reused;
+a folder is only used once it is complete (each build writes atomically), and concurrent jobs
+wait for one build under a lock.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from pathlib import Path
 
 from mr1cli.config import RunConfig, load_config
-from mr1cli.data.sources import default_cache_dir
+from mr1cli.data.cache import build_lock, default_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +55,14 @@ def ensure_tiny_model(image_size: int = 112) -> Path:
     from mr1cli.zoo.tiny import build_tiny_model
 
     path = default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
-    if not (path / "config.json").is_file():
-        logger.info("building the tiny model into %s", path)
-        build_tiny_model(
-            path, corpus=_corpus(image_size), seed=0, image_size=image_size, overwrite=path.exists()
-        )
+    if (path / "config.json").is_file():
+        return path
+    with build_lock(path.name):
+        if not (path / "config.json").is_file():
+            logger.info("building the tiny model once into %s (under a minute; later runs reuse it)", path)
+            build_tiny_model(
+                path, corpus=_corpus(image_size), seed=0, image_size=image_size, overwrite=path.exists()
+            )
     return path
 
 
@@ -81,7 +85,21 @@ def ensure_tiny_base() -> Path:
     run_dir = tiny_base_dir()
     if RunDir(run_dir).is_done():
         return run_dir / "final"
-    configs = tiny_base_configs()
-    examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
-    logger.info("building the tiny base model into %s (%d warm-up examples)", run_dir, len(examples))
-    return run_training(configs["counting"], output_dir=run_dir, resume=True, train_examples=examples)
+    with build_lock(run_dir.name):
+        if RunDir(run_dir).is_done():  # another job built it while we waited
+            return run_dir / "final"
+        configs = tiny_base_configs()
+        examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
+        logger.info(
+            "building the tiny base model once into %s: SFT on %d warm-up examples of both tasks "
+            "(about 3 min on an idle 2-core CPU; progress and ETA below); later runs reuse it",
+            run_dir,
+            len(examples),
+        )
+        return run_training(
+            configs["counting"],
+            output_dir=run_dir,
+            resume=True,
+            train_examples=examples,
+            describe="tiny-base warm-up (sft on counting+geometry)",
+        )
