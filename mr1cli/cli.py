@@ -356,7 +356,11 @@ def _log_to_console() -> None:
 
     from rich.logging import RichHandler
 
-    handler = RichHandler(console=console, show_path=False, show_time=False)
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
+    else:  # a log file (nohup, SLURM, | tee): whole lines with a time stamp, never wrapped at 80 columns
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("httpx", "urllib3", "accelerate", "transformers", "mr1cli.models.loading"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

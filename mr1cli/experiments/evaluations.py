@@ -67,8 +67,6 @@ def checkpoint_folder(checkpoint: str) -> str:
             f"{path}: the run has not finished; finish it with `mr1 train … --output {path} --resume`, "
             f"or evaluate its intermediate checkpoint explicitly: --checkpoint {latest}"
         )
-    if path.parent.name == "checkpoints" and path.is_dir():
-        console.print(f"evaluating the intermediate checkpoint {path.name} of {path.parent.parent}")
     return checkpoint
 
 
@@ -137,6 +135,10 @@ def run_eval_command(
     if limit:
         extra.append(f"data.{'test' if split == 'test' else 'train'}_limit={limit}")
     run_config = find_run_config(checkpoint) if checkpoint and rescore is None else None
+    if run_config is not None:
+        checkpoint_folder(checkpoint)  # an unfinished run is refused before anything else is said
+        if Path(checkpoint).parent.name == "checkpoints":
+            console.print(f"evaluating the intermediate checkpoint {checkpoint}", soft_wrap=True)
     layers: list[dict] = []
     if run_config is not None and profile is None:
         run_cfg = config_from_dict(json.loads(run_config.read_text()))
@@ -145,7 +147,8 @@ def run_eval_command(
         if run_cfg.task == task:
             layers.append({"data": asdict(run_cfg.data), "eval": asdict(run_cfg.eval)})
         console.print(
-            f"using the run's own config {run_config} (profile {profile}; --profile to choose another)"
+            f"using the run's own config {run_config} (profile {profile}; --profile to choose another)",
+            soft_wrap=True,
         )
     cfg = load_config(
         method="sft",
