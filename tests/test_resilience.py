@@ -71,8 +71,9 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tiny_model_d
     killed = tmp_path / "killed"
     kills = 0
     for delay in (4.0, 5.5, 7.0):  # from process start: includes model loading, steps and checkpoint writes
+        resume = ["--resume"] if (killed / "config.json").exists() else []  # --resume needs a run
         process = subprocess.Popen(
-            train_command(tiny_model_dir, killed, "--resume"),
+            train_command(tiny_model_dir, killed, *resume),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -142,8 +143,9 @@ def test_kill_soak_ten_sigkills_at_seeded_random_moments(tiny_model_dir, tmp_pat
     kills = attempts = 0
     while kills < 10 and attempts < 30:
         attempts += 1
+        resume = ["--resume"] if (soak / "config.json").exists() else []  # --resume needs a run
         process = subprocess.Popen(
-            train_command(tiny_model_dir, soak, "--resume", *extra),
+            train_command(tiny_model_dir, soak, *resume, *extra),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
