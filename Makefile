@@ -47,4 +47,4 @@ lint: setup
 	$(BIN)/ruff format --check mr1cli tests
 
 clean:
-	rm -rf $(VENV) .mr1-cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mr1-cache .pytest_cache .hypothesis   # the model cache is per user: $$MR1_CACHE or ~/.cache/mr1

@@ -1,3 +1,5 @@
+import sys
+
 from mr1cli.cli import main
 
-main()
+sys.exit(main())

@@ -10,9 +10,19 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mr1cli.core.errors import Mr1Error
+from mr1cli.core.errors import ConfigError, Mr1Error
+from mr1cli.data.paths import input_dir, input_file, output_dir, output_file
 
 ClickException = typer.BadParameter.__mro__[2]  # typer vendors click; this is its ClickException
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _no_type_for_flags(option: typer.core.TyperOption, ctx: object) -> str | None:
+    """typer 0.29 shows `<bool>` beside flags such as --help and --resume, which take no value."""
+    return None if option.is_flag else _display_type(option, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_type_for_flags
 console = Console(stderr=True)
 app = typer.Typer(
     name="mr1",
@@ -35,6 +45,11 @@ Overrides = Annotated[
     list[str] | None,
     typer.Argument(help="config overrides as key=value, e.g. rl.kl.beta=0.02 reward.weights.format=0"),
 ]
+EvalOverrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="config overrides as key=value, e.g. eval.batch_size=8 eval.max_new_tokens=128"),
+]
+PLACEHOLDERS = "\n\nWords in <ANGLE_BRACKETS> are placeholders for your own paths."
 Profile = Annotated[str, typer.Option(help="tiny (embedded, CPU, offline) or paper (Qwen2-VL-2B, real data)")]
 Task = Annotated[str, typer.Option(help="counting or geometry")]
 
@@ -45,7 +60,8 @@ Task = Annotated[str, typer.Option(help="counting or geometry")]
     "    mr1 train --method grpo --task geometry rl.kl.beta=0.02 reward.weights.format=0\n\n"
     "    accelerate launch --config_file experiments/accelerate/8gpu.yaml -m mr1cli train "
     "--method grpo-d --task geometry --profile paper\n\n"
-    "    mr1 train --method sft --task counting --resume --output results/runs/my-sft"
+    "    mr1 train --method sft --task counting --output results/runs/my-sft\n\n"
+    "    mr1 train --method sft --task counting --output results/runs/my-sft --resume   # after Ctrl-C or a kill"
 )
 def train(
     method: Annotated[str, typer.Option(help="sft, grpo (constant β) or grpo-d (the paper's dynamic β)")],
@@ -71,6 +87,10 @@ def train(
     """Fine-tune a model with SFT, GRPO or GRPO-D on one task."""
     from mr1cli.config_loading import load_config
 
+    if config is not None:
+        input_file(config, "--config")
+    if output is not None:
+        output_dir(output, "--output")
     extra = [f"model.name_or_path={model}"] if model else []
     cfg = load_config(
         method=method, task=task, profile=profile, config_file=config, overrides=[*extra, *(overrides or [])]
@@ -84,26 +104,35 @@ def train(
         typer.echo(f"# resolved config; a comment gives the source of a value set by profile '{profile}'")
         typer.echo(annotate_yaml(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), sources))
         return
-    from mr1cli.training import run_training
-    from mr1cli.zoo.builds import resolve_model
+    from mr1cli.experiments.single_run import train_one
 
     _log_to_console()
-    base_model = resolve_model(cfg.model.name_or_path, cfg)
-    final = run_training(cfg, base_model=base_model, output_dir=output, resume=resume)
+    rerun = ["mr1", "train", "--method", method, "--task", task, "--profile", profile]
+    rerun += ["--model", model] if model else []
+    rerun += ["--config", str(config)] if config else []
+    final = train_one(cfg, output=output, resume=resume, rerun=rerun, overrides=list(overrides or []))
     console.print(f"final model: {final}  (metrics: {final.parent / 'metrics.jsonl'})")
 
 
 @app.command(
     name="eval",
     epilog="Examples:\n\n"
-    "    mr1 eval --checkpoint results/runs/grpo-d-counting-1a2b3c4d5e6f/final --task counting\n\n"
+    "    mr1 eval --checkpoint tiny-base --task counting --limit 50\n\n"
+    "    mr1 eval --checkpoint <RUN_DIR> --task geometry   # a run from `mr1 train`, scored with its own config\n\n"
     "    mr1 eval --checkpoint Qwen/Qwen2-VL-2B-Instruct --task geometry --profile paper --limit 100\n\n"
-    "    mr1 eval --rescore logs/geoqa_test_outputs.json --task geometry --scoring strict",
+    "    mr1 eval --rescore <SAVED_COMPLETIONS.json> --task geometry --scoring strict" + PLACEHOLDERS,
 )
 def evaluate(
     task: Task,
-    checkpoint: Annotated[str | None, typer.Option(help="checkpoint folder, run directory or hub id")] = None,
-    profile: Profile = "tiny",
+    checkpoint: Annotated[
+        str | None, typer.Option(help="checkpoint folder, finished run directory, hub id, tiny or tiny-base")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="tiny or paper (default: a run directory's own profile, else tiny)", show_default=False
+        ),
+    ] = None,
     split: Annotated[
         str, typer.Option(help="which data set of the profile to evaluate on: test or train")
     ] = "test",
@@ -121,10 +150,16 @@ def evaluate(
     scoring: Annotated[
         str | None, typer.Option(help="headline scoring mode: r1v or strict (both are always saved)")
     ] = None,
-    overrides: Overrides = None,
+    overrides: EvalOverrides = None,
 ) -> None:
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
     from mr1cli.experiments.evaluations import run_eval_command
+
+    _at_least(limit, 0, "--limit", "(0 = all examples)")
+    if rescore is not None:
+        input_file(rescore, "--rescore")
+    if output is not None:
+        output_dir(output, "--output")
 
     _log_to_console()
     run_eval_command(
@@ -152,8 +187,9 @@ def reproduce(
     ],
     profile: Profile = "tiny",
     seeds: Annotated[
-        int, typer.Option(help="number of seeds per configuration (0 = the profile's default)")
-    ] = 0,
+        int | None,
+        typer.Option(help="seeds per configuration, at least 1 (default: the profile's)", show_default=False),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="show the planned grid and what is already done, run nothing")
     ] = False,
@@ -161,8 +197,10 @@ def reproduce(
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
     from mr1cli.experiments.reproduce import reproduce as run_reproduce
 
+    if seeds is not None:
+        _at_least(seeds, 1, "--seeds", "(omit it for the profile's default)")
     _log_to_console()
-    run_reproduce(experiment, profile=profile, seeds=seeds, dry_run=dry_run)
+    run_reproduce(experiment, profile=profile, seeds=seeds or 0, dry_run=dry_run)
 
 
 @app.command(epilog="Example:\n\n    mr1 figures --results results")
@@ -174,8 +212,34 @@ def figures(
     """Redraw every table and figure from saved results only (no training)."""
     from mr1cli.experiments.figures import make_all
 
-    written = make_all(results)
+    written = make_all(input_dir(results, "--results"))
     console.print(f"wrote {len(written)} tables and figures under {results}")
+
+
+@app.command(
+    name="config",
+    epilog="Examples:\n\n"
+    "    mr1 config                                      # grpo-d on counting, tiny profile\n\n"
+    "    mr1 config --method sft --task geometry --profile paper\n\n"
+    "    mr1 config --method grpo --task counting rl.kl.beta=0.02   # see what an override changes",
+)
+def config_keys(
+    method: Annotated[str, typer.Option(help="sft, grpo or grpo-d")] = "grpo-d",
+    task: Annotated[str, typer.Option(help="counting or geometry")] = "counting",
+    profile: Profile = "tiny",
+    config: Annotated[Path | None, typer.Option(help="YAML file layered over the profile")] = None,
+    overrides: Overrides = None,
+) -> None:
+    """List every config key: resolved value, default, the layer that set it, and its help."""
+    from mr1cli.experiments.config_keys import config_listing
+
+    if config is not None:
+        input_file(config, "--config")
+    typer.echo(
+        config_listing(
+            method=method, task=task, profile=profile, config_file=config, overrides=overrides or []
+        )
+    )
 
 
 @data_app.command(
@@ -193,15 +257,18 @@ def data_make(
     """Generate a synthetic dataset in the public R1-V schema."""
     from mr1cli.data.dataset_commands import make_dataset
 
+    output_dir(out, "--out")
     make_dataset(task=task, split=split, n=n, out=out, seed=seed, image_size=image_size)
 
 
 @data_app.command(
     "check",
     epilog="Examples:\n\n"
-    "    mr1 data check data/superclevr/superclevr_test200_counting_problems.jsonl --task counting "
-    "--image-root data/superclevr\n\n"
-    "    mr1 data check leonardPKU/GEOQA_R1V_Train_8K --task geometry --skip-bad",
+    "    mr1 data check synthetic:counting-test-200 --task counting\n\n"
+    "    mr1 data check <DATA_DIR>/superclevr_test200_counting_problems.jsonl --task counting "
+    "--image-root <DATA_DIR>\n\n"
+    "    mr1 data check leonardPKU/GEOQA_R1V_Train_8K --task geometry --skip-bad   # needs the hub or its cache"
+    + PLACEHOLDERS,
 )
 def data_check(
     source: Annotated[str, typer.Argument(help="local path, HF dataset id, or synthetic:<task>-<split>-<n>")],
@@ -214,6 +281,8 @@ def data_check(
     """Validate a dataset: every row, every image; print counts, answers and examples."""
     from mr1cli.data.dataset_commands import check_dataset
 
+    if image_root is not None:
+        input_dir(image_root, "--image-root")
     _log_to_console()  # the loader's warnings (e.g. ground truths kept as text)
     check_dataset(source, task=task, image_root=image_root, skip_bad=skip_bad)
 
@@ -225,15 +294,22 @@ def data_check(
 def data_show(
     source: Annotated[str, typer.Argument(help="local path, HF dataset id, or synthetic:<task>-<split>-<n>")],
     task: Task,
-    out: Annotated[Path, typer.Option(help="PNG contact sheet to write")] = Path("contact_sheet.png"),
+    out: Annotated[
+        Path, typer.Option(help="contact sheet to write: .png, .jpg/.jpeg or .webp (format by suffix)")
+    ] = Path("contact_sheet.png"),
     n: Annotated[int, typer.Option(help="examples to show")] = 16,
     image_root: Annotated[
         Path | None, typer.Option(help="folder that image paths are resolved under")
     ] = None,
 ) -> None:
     """Write a contact sheet of examples with their questions and answers."""
+    from mr1cli.data.contact_sheet import sheet_format
     from mr1cli.data.dataset_commands import show_dataset
 
+    _at_least(n, 1, "--n")
+    sheet_format(output_file(out, "--out"))
+    if image_root is not None:
+        input_dir(image_root, "--image-root")
     show_dataset(source, task=task, out=out, n=n, image_root=image_root)
 
 
@@ -251,6 +327,7 @@ def bench_grpo(
     from mr1cli.bench.report import grpo_table
     from mr1cli.bench.runner import bench_grpo as run_bench
 
+    _at_least(steps, 1, "--steps")
     _log_to_console()
     result = run_bench(profile=profile, steps=steps)
     Console().print(grpo_table(result))
@@ -271,13 +348,22 @@ def bench_eval(
     console.print(f"wrote {', '.join(report['written'])}")
 
 
+def _at_least(value: int, minimum: int, option: str, note: str = "") -> None:
+    if value < minimum:
+        raise ConfigError(f"{option} must be >= {minimum}{' ' + note if note else ''}, got {value}")
+
+
 def _log_to_console() -> None:
     """Progress lines from long jobs (which run is training, what is reused) on stderr."""
     import logging
 
     from rich.logging import RichHandler
 
-    handler = RichHandler(console=console, show_path=False, show_time=False)
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
+    else:  # a log file (nohup, SLURM, | tee): whole lines with a time stamp, never wrapped at 80 columns
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("httpx", "urllib3", "accelerate", "transformers", "mr1cli.models.loading"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -288,8 +374,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except Mr1Error as error:
-        console.print("[bold red]error:[/] " + escape(str(error)), highlight=False, soft_wrap=True)
+        console.print(f"[bold red]{error.label}:[/] " + escape(str(error)), highlight=False, soft_wrap=True)
         return error.exit_code
+    except OSError as error:  # a path that cannot be read or written, whichever option named it
+        if error.filename is None:
+            raise
+        console.print(
+            f"[bold red]error:[/] {escape(str(error.filename))}: {escape(error.strerror or str(error))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
@@ -301,7 +396,3 @@ def main(argv: list[str] | None = None) -> int:
         error.show()
         return error.exit_code
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -85,7 +85,10 @@ class TrainConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 = no clipping)")
     seed: int = _f(42, "seed for initialisation, data order and sampling")
-    save_every: int = _f(0, "write a checkpoint every N optimizer steps (0 = only at the end)")
+    save_every: int = _f(0, "write a checkpoint every N optimizer steps (0 = by time: train.save_minutes)")
+    save_minutes: float = _f(
+        5.0, "also write a checkpoint when this many minutes have passed since the last (0 = off)"
+    )
     eval_every: int = _f(0, "evaluate on the test set every N steps (0 = only at the end); feeds figure 1")
     log_every: int = _f(1, "write metrics every N optimizer steps")
     tensorboard: bool = _f(False, "also log to TensorBoard (needs the tensorboard extra)")
@@ -93,6 +96,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
             raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("epochs", "max_steps", "save_every", "save_minutes", "eval_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.log_every < 1:
+            raise ConfigError(f"train.log_every must be >= 1, got {self.log_every}")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("set train.epochs > 0 or train.max_steps > 0")
         if self.prompts_per_step < 1 or self.micro_batch < 1:
@@ -248,7 +256,7 @@ class RunConfig:
         """Hash of everything that changes the result (not where logs go or how often)."""
         content = self.to_dict()
         content.pop("profile")
-        for key in ("save_every", "log_every", "tensorboard"):
+        for key in ("save_every", "save_minutes", "log_every", "tensorboard"):
             content["train"].pop(key)
         content["data"].pop("skip_bad")
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))

@@ -21,6 +21,16 @@ TINY_CORPUS = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tests never read or write the user's cache (~/.cache/mr1): one fresh cache per session,
+    inherited by the subprocesses tests start; a test may still point MR1_CACHE elsewhere."""
+    root = tmp_path_factory.mktemp("user-cache")
+    os.environ["XDG_CACHE_HOME"] = str(root)
+    os.environ["MR1_CACHE"] = str(root / "mr1")
+    return root / "mr1"
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A freshly built, untrained tiny Qwen2-VL checkpoint folder (built once per test session)."""

@@ -49,6 +49,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device_name": device_name(device),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # 1, 5, 15 min: a busy machine is slower
         "python": platform.python_version(),
         "versions": versions,
     }
@@ -212,4 +213,12 @@ def eval_table(report: dict[str, Any]) -> Table:
     table.add_row("examples / s", f"{report['examples_per_s']:.2f}")
     table.add_row("generated tokens / s", f"{report['tokens_per_s']:.1f}")
     table.add_row("seconds", f"{report['seconds']:.2f}")
+    table.add_row("model", Path(report["model"]).parent.name + "/" + Path(report["model"]).name)
+    table.add_row("accuracy", f"{report['accuracy']:.1f} %")
+    load = report["environment"].get("load_average")
+    if load:
+        table.add_row(
+            "machine load (1/5/15 min)",
+            f"{load[0]} / {load[1]} / {load[2]} on {report['environment']['cpu_cores']} cores",
+        )
     return table

@@ -51,6 +51,7 @@ class BenchProfile:
     default_model: str
     overrides: tuple[str, ...]
     needs_gpu: bool
+    eval_model: str | None = None  # what `mr1 bench eval` measures, if not default_model
 
 
 BENCH_PROFILES: Registry[BenchProfile] = Registry("bench profile")
@@ -62,6 +63,7 @@ BENCH_PROFILES.add(
         "tiny",
         ("train.eval_every=0",),
         needs_gpu=False,
+        eval_model="tiny-base",  # evaluation is measured on the model the tiny profile evaluates
     ),
 )
 BENCH_PROFILES.add(
@@ -218,7 +220,8 @@ def bench_eval(
 
     spec = BENCH_PROFILES.get(profile)
     device = _device(spec)
-    cfg = bench_config(profile, 1, model, [*overrides, *([f"data.test_limit={limit}"] if limit else [])])
+    limits = [f"data.test_limit={limit}"] if limit else []
+    cfg = bench_config(profile, 1, model or spec.eval_model, [*overrides, *limits])
     model_path = prepare_model(cfg)
     m, e = cfg.model, cfg.eval
     loaded = load_for_config(model_path, m, device=str(device), trainable=False)

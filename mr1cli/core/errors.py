@@ -5,6 +5,7 @@ class Mr1Error(Exception):
     """A problem the user can fix (bad input, bad config, missing file). Never a bug."""
 
     exit_code = 2
+    label = "error"  # the word the CLI prints before the message
 
 
 class ConfigError(Mr1Error):
@@ -23,3 +24,13 @@ class TrainingHalted(Mr1Error):
     """Training stopped on purpose (non-finite loss or reward); the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+class TrainingInterrupted(Mr1Error):
+    """Ctrl-C (SIGINT) or SIGTERM during training: a checkpoint was written; the message says how to resume."""
+
+    label = "interrupted"
+
+    def __init__(self, message: str, *, signal_number: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from mr1cli.core.errors import ConfigError
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 _FONT_FILES = ("DejaVuSans.ttf",)  # has ∠ and °; Pillow's built-in font is the fallback
 _PAD = 6
 
@@ -47,10 +50,22 @@ def _enlarge(image: Image.Image, cell: int) -> Image.Image:
     return image.resize(size, method)
 
 
+def sheet_format(path: Path) -> str:
+    """The image format a file name asks for.
+
+    >>> sheet_format(Path("sheet.jpg"))
+    'JPEG'
+    """
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"--out {path}: unknown image type '{path.suffix}' (use {', '.join(_FORMATS)})")
+    return fmt
+
+
 def make_contact_sheet(
     items: list[tuple[Image.Image, str, str]], out_png: Path, columns: int = 4, cell: int = 224
 ) -> Path:
-    """Draw (image, question, answer) triples in a grid and save it as a PNG; returns out_png."""
+    """Draw (image, question, answer) triples in a grid; save it in the format of out_png's suffix."""
     if not items:
         raise ValueError("a contact sheet needs at least one item")
     font = _font(max(10, cell // 17))
@@ -79,5 +94,5 @@ def make_contact_sheet(
             draw.text((left, top + cell + _PAD + i * line_height), line, font=font, fill=colour)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out_png, format="PNG")
+    sheet.save(out_png, format=sheet_format(out_png))
     return out_png

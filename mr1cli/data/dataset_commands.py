@@ -66,10 +66,13 @@ def check_dataset(source: str, *, task: str, image_root: Path | None, skip_bad: 
 
 
 def show_dataset(source: str, *, task: str, out: Path, n: int, image_root: Path | None) -> Path:
+    from mr1cli.core.errors import DataError
     from mr1cli.data.contact_sheet import make_contact_sheet
     from mr1cli.data.sources import load_split
 
     loaded = load_split(source, task=task, image_root=image_root, limit=n)
+    if not loaded.examples:
+        raise DataError(f"{source}: no examples to show")
     items = [(ex.load_image(), ex.question, ex.truth) for ex in loaded.examples]
     path = make_contact_sheet(items, out)
     console.print(f"wrote {path} ({len(items)} examples)")

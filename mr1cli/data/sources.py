@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from mr1cli.core.errors import ConfigError, DataError
 from mr1cli.core.task import get_task
 from mr1cli.data.adapters import WHOLE_ROW, RowError, RowOrigin, detect_schema, image_column, row_to_example
+from mr1cli.data.cache import default_cache_dir
 from mr1cli.data.example import Example
 
 if TYPE_CHECKING:
@@ -69,10 +70,6 @@ class Table:
     columns: list[str]
     rows: Iterator[Row]
     image_root: Path
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("MR1_CACHE", ".mr1-cache"))
 
 
 def load_split(

@@ -17,6 +17,7 @@ from mr1cli.core.rewards import REWARD_MODES
 from mr1cli.core.task import SCORING_MODES, get_task
 from mr1cli.data.example import Example
 from mr1cli.data.files import atomic_write_text
+from mr1cli.evaluation.provenance import row_fields
 from mr1cli.models.batching import Decoding, chat_prompt, encode_prompts, generate
 
 
@@ -157,11 +158,17 @@ def read_saved_completions(path: Path, task_name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def write_eval_outputs(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:
+def write_eval_outputs(
+    result: EvalResult, out_dir: Path, provenance: dict[str, Any] | None = None
+) -> tuple[Path, Path]:
+    """predictions.jsonl and metrics.json; `provenance` goes into metrics.json, its key fields on every row."""
     predictions = out_dir / "predictions.jsonl"
     metrics = out_dir / "metrics.json"
+    extra = row_fields(provenance) if provenance else {}
     atomic_write_text(
-        predictions, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in result.predictions)
+        predictions,
+        "".join(json.dumps({**p, **extra}, ensure_ascii=False) + "\n" for p in result.predictions),
     )
-    atomic_write_text(metrics, json.dumps(result.summary, indent=1))
+    summary = {**result.summary, "provenance": provenance} if provenance else result.summary
+    atomic_write_text(metrics, json.dumps(summary, indent=1))
     return predictions, metrics

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 
 from mr1cli.config import RunConfig
-from mr1cli.config_loading import load_config
-from mr1cli.core.errors import ConfigError
+from mr1cli.config_loading import config_from_dict, load_config
+from mr1cli.core.errors import CheckpointError, ConfigError, DataError
 from mr1cli.evaluation.evaluate import (
     EvalResult,
     evaluate_model,
@@ -16,6 +18,7 @@ from mr1cli.evaluation.evaluate import (
     score_rows,
     write_eval_outputs,
 )
+from mr1cli.evaluation.provenance import eval_provenance, file_hash, find_run_config, output_folder_name
 
 console = Console(stderr=True)
 
@@ -69,34 +72,49 @@ def rescore_file(path: Path, *, task: str, scoring: str, output: Path | None) ->
     """Re-score a saved log into `output`, by default a new ./results/eval/<stem>-rescored-<task>
     folder (never beside the input, which may be read-only; never over an earlier result)."""
     rows = read_saved_completions(path, task)
+    if not rows:
+        raise DataError(f"{path}: no completions to score (the file holds no rows)")
     result = score_rows(rows, task, scoring)
     if output is not None and (output / "metrics.json").exists():
         raise ConfigError(
             f"--output {output} already holds an evaluation (metrics.json); choose another folder or remove it"
         )
     out_dir = output or fresh_folder(Path("results") / "eval" / f"{path.stem}-rescored-{task}")
-    predictions, metrics = write_eval_outputs(result, out_dir)
+    provenance = {
+        "rescored_file": str(path.resolve()),
+        "rescored_sha256": file_hash(path),
+        "scoring": scoring,
+    }
+    predictions, metrics = write_eval_outputs(result, out_dir, provenance)
     print_summary(result.summary, f"re-scored {path.name} ({task}, headline scoring: {scoring})")
     print_wrote(predictions, metrics)
     return result
 
 
 def checkpoint_folder(checkpoint: str) -> str:
-    """A run directory means its final model; a checkpoint folder or a hub id is used as is."""
+    """A finished run directory means its final model; a checkpoint folder or a hub id is used as is.
+
+    An unfinished run is refused: its newest intermediate checkpoint must be named explicitly.
+    """
     path = Path(checkpoint)
     if (path / "final").is_dir():
         return str(path / "final")
-    if (path / "checkpoints").is_dir():
+    if (path / "config.json").is_file() and (path / "env.json").is_file():  # a run directory
         from mr1cli.training.checkpoints import latest_checkpoint
 
-        latest = latest_checkpoint(path / "checkpoints")
-        if latest is not None:
-            console.print(f"{path} has not finished; evaluating its latest checkpoint {latest.name}")
-            return str(latest)
+        latest = latest_checkpoint(path / "checkpoints") if (path / "checkpoints").is_dir() else None
+        if latest is None:
+            raise CheckpointError(f"{path}: the run has not finished and holds no checkpoint to evaluate yet")
+        raise CheckpointError(
+            f"{path}: the run has not finished; finish it with `mr1 train … --output {path} --resume`, "
+            f"or evaluate its intermediate checkpoint explicitly: --checkpoint {latest}"
+        )
     return checkpoint
 
 
-def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None) -> EvalResult:
+def evaluate_checkpoint(
+    cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None, run_config: Path | None = None
+) -> EvalResult:
     from rich.progress import Progress
 
     from mr1cli.data.for_config import load_examples
@@ -106,6 +124,8 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, *, split: str, output: 
     if split not in ("test", "train"):
         raise ConfigError(f"--split must be test or train, got '{split}'")
     examples = load_examples(cfg, split)
+    if not examples:
+        raise DataError(f"data.{split} ({getattr(cfg.data, split)}) holds no examples to evaluate")
     folder = resolve_model(checkpoint_folder(checkpoint), cfg)
     loaded = load_for_config(folder, cfg.model, trainable=False)
     loaded.model.eval()
@@ -115,12 +135,15 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: str, *, split: str, output: 
             loaded.model, loaded.processor, examples, cfg, progress=lambda n: progress.advance(bar, n)
         )
     local = Path(folder)
+    provenance = eval_provenance(
+        cfg, checkpoint=checkpoint, model_folder=folder, split=split, examples=examples, run_config=run_config
+    )
     out_dir = output or (
         (local if local.is_dir() else Path("results") / "eval" / folder.replace("/", "--"))
         / "eval"
-        / f"{cfg.task}-{split}"
+        / output_folder_name(provenance)
     )
-    predictions, metrics = write_eval_outputs(result, out_dir)
+    predictions, metrics = write_eval_outputs(result, out_dir, provenance)
     print_summary(
         result.summary, f"{checkpoint} on {cfg.task} {split} (headline scoring: {cfg.eval.scoring})"
     )
@@ -132,7 +155,7 @@ def run_eval_command(
     *,
     task: str,
     checkpoint: str | None,
-    profile: str,
+    profile: str | None,
     split: str,
     limit: int,
     output: Path | None,
@@ -143,9 +166,31 @@ def run_eval_command(
     extra = [f"eval.scoring={scoring}"] if scoring else []
     if limit:
         extra.append(f"data.{'test' if split == 'test' else 'train'}_limit={limit}")
-    cfg = load_config(method="sft", task=task, profile=profile, overrides=[*extra, *overrides])
+    run_config = find_run_config(checkpoint) if checkpoint and rescore is None else None
+    if run_config is not None:
+        checkpoint_folder(checkpoint)  # an unfinished run is refused before anything else is said
+        if Path(checkpoint).parent.name == "checkpoints":
+            console.print(f"evaluating the intermediate checkpoint {checkpoint}", soft_wrap=True)
+    layers: list[dict] = []
+    if run_config is not None and profile is None:
+        run_cfg = config_from_dict(json.loads(run_config.read_text()))
+        profile = run_cfg.profile or "tiny"
+        layers = [{"model": asdict(run_cfg.model)}]
+        if run_cfg.task == task:
+            layers.append({"data": asdict(run_cfg.data), "eval": asdict(run_cfg.eval)})
+        console.print(
+            f"using the run's own config {run_config} (profile {profile}; --profile to choose another)",
+            soft_wrap=True,
+        )
+    cfg = load_config(
+        method="sft",
+        task=task,
+        profile=profile or "tiny",
+        overrides=[*extra, *overrides],
+        extra_layers=layers,
+    )
     if rescore is not None:
         return rescore_file(rescore, task=task, scoring=cfg.eval.scoring, output=output)
     if checkpoint is None:
         raise ConfigError("pass --checkpoint DIR_OR_HUB_ID (or --rescore FILE to re-score saved completions)")
-    return evaluate_checkpoint(cfg, checkpoint, split=split, output=output)
+    return evaluate_checkpoint(cfg, checkpoint, split=split, output=output, run_config=run_config)

@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
+from mr1cli.core.errors import Mr1Error
 from mr1cli.experiments.figure_kit import FIGURES, Inputs, load_curves
 from mr1cli.experiments.records import load_paper_numbers, load_records
 from mr1cli.experiments.specs import list_experiments, load_spec
@@ -68,10 +69,10 @@ def make_figures(results_dir: Path, experiment: str | None = None) -> list[Path]
 
 def make_all(results_dir: Path) -> list[Path]:
     """Tables and figures for every experiment folder present under `results_dir` (`mr1 figures`)."""
-    written: list[Path] = []
-    for name in list_experiments():
-        if (Path(results_dir) / name / "records.jsonl").is_file():
-            written += write_tables(results_dir, name, load_spec(name)["table"])
-        else:
-            logger.info("%s: no records.jsonl, tables skipped", name)
+    present = [name for name in list_experiments() if (Path(results_dir) / name / "records.jsonl").is_file()]
+    if not present:
+        raise Mr1Error(
+            f"{results_dir}: no results to draw (no <experiment>/records.jsonl); run `mr1 reproduce` first"
+        )
+    written = [path for name in present for path in write_tables(results_dir, name, load_spec(name)["table"])]
     return written + make_figures(results_dir)

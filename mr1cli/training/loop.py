@@ -7,6 +7,8 @@ stop in the same way.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import math
 import os
 import shutil
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 import torch
 
 from mr1cli.config import RunConfig
-from mr1cli.core.errors import TrainingHalted
+from mr1cli.core.errors import ConfigError, TrainingHalted, TrainingInterrupted
 from mr1cli.training.checkpoints import (
     latest_checkpoint,
     load_trainer_state,
@@ -28,10 +30,12 @@ from mr1cli.training.checkpoints import (
     verify_checkpoint,
     write_checkpoint,
 )
+from mr1cli.training.progress import TrainingProgress
 from mr1cli.training.run_dir import RunDir
 from mr1cli.training.steps import shard, step_indices
 
 KEEP_CHECKPOINTS = 2
+logger = logging.getLogger(__name__)
 
 
 class Recipe(Protocol):
@@ -108,40 +112,21 @@ def run_loop(
     hooks: LoopHooks | None = None,
     describe: str = "training",
 ) -> dict[str, Any]:
-    """Steps start_step … total_steps-1; checkpoints at save_every and at the end; Ctrl-C saves."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """Steps start_step … total_steps-1; checkpoints at save_every / save_minutes and at the end.
 
+    Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a checkpoint and raises
+    TrainingInterrupted (exit 130 / 143); a second Ctrl-C stops at once.
+    """
     hooks = hooks or LoopHooks()
     accelerator = recipe.accelerator
     is_main = accelerator.is_main_process
     tensorboard = _tensorboard_writer(run) if cfg.train.tensorboard and is_main else None
     train = cfg.train
-    interrupted = False
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        nonlocal interrupted
-        interrupted = True
-
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
+    stop = _StopRequest()
     last: dict[str, float] = {}
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
-    )
+    last_save = time.monotonic()
     try:
-        with Progress(*columns, disable=not is_main, transient=False) as progress:
-            bar = progress.add_task(describe, total=total_steps, completed=start_step, status="")
+        with TrainingProgress(describe, total=total_steps, start=start_step, enabled=is_main) as progress:
             for step in range(start_step, total_steps):
                 started = time.perf_counter()
                 indices = step_indices(num_examples, step, train.prompts_per_step, train.seed)
@@ -159,41 +144,59 @@ def run_loop(
                         for key, value in metrics.items():
                             tensorboard.add_scalar(key, value, done_steps)
                 last = metrics
-                status = "  ".join(f"{k.split('/')[-1]} {v:.3g}" for k, v in metrics.items() if k in _SHOWN)
-                progress.update(bar, completed=done_steps, status=status)
-                if interrupted:
-                    if is_main:
-                        save_checkpoint(recipe, run, done_steps)
-                    raise KeyboardInterrupt
-                if (
-                    train.save_every
-                    and done_steps % train.save_every == 0
-                    and done_steps < total_steps
-                    and is_main
-                ):
+                progress.update(done_steps, metrics)
+                if stop.signal_number:
+                    checkpoint = save_checkpoint(recipe, run, done_steps) if is_main else None
+                    raise TrainingInterrupted(
+                        f"stopped after step {done_steps}/{total_steps}; checkpoint written: {checkpoint}",
+                        signal_number=stop.signal_number,
+                    )
+                minutes = (time.monotonic() - last_save) / 60
+                due = (train.save_every and done_steps % train.save_every == 0) or (
+                    train.save_minutes and minutes >= train.save_minutes
+                )
+                if due and done_steps < total_steps and is_main:
                     save_checkpoint(recipe, run, done_steps)
+                    last_save = time.monotonic()
                 accelerator.wait_for_everyone()
     finally:
-        signal.signal(signal.SIGINT, previous_handler)
+        stop.restore()
         if tensorboard is not None:
             tensorboard.close()
     return last
 
 
-def _tensorboard_writer(run: RunDir) -> Any:
-    """A SummaryWriter logging into <run>/tensorboard (train.tensorboard=true)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        from mr1cli.core.errors import ConfigError
+class _StopRequest:
+    """SIGINT / SIGTERM → finish the step, checkpoint, stop; a second Ctrl-C interrupts at once."""
 
+    def __init__(self) -> None:
+        self.signal_number = 0
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal_number == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_number = signum
+        logger.warning("stopping after this step and writing a checkpoint (Ctrl-C again to stop at once)")
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def check_optional_packages(cfg: RunConfig) -> None:
+    """Fail before any model is loaded or any folder written when an optional package is missing."""
+    if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError(
             "train.tensorboard=true needs the tensorboard package: pip install -e '.[tensorboard]'"
-        ) from None
+        )
+
+
+def _tensorboard_writer(run: RunDir) -> Any:
+    """A SummaryWriter logging into <run>/tensorboard (train.tensorboard=true)."""
+    from torch.utils.tensorboard import SummaryWriter  # optional: checked by check_optional_packages
+
     return SummaryWriter(log_dir=str(run.path / "tensorboard"))
-
-
-_SHOWN = {"loss", "loss/total", "reward/mean", "reward/accuracy", "kl/beta", "eval/accuracy"}
 
 
 def finish_run(

@@ -33,6 +33,10 @@ class RunLocked(Mr1Error):
     """Another mr1 process is writing the same run directory."""
 
 
+class NothingToResume(Mr1Error):
+    """`--resume` was asked for a run directory that holds no run."""
+
+
 def default_run_dir(cfg: RunConfig) -> Path:
     return Path(os.environ.get("MR1_RUNS", RUNS_ROOT)) / cfg.run_name()
 
@@ -56,16 +60,25 @@ class RunDir:
     def acquire(self) -> None:
         """Take the run's lock; refuse with a clear message if another process holds it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = (self.path / "run.lock").open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise RunLocked(
-                f"another mr1 process (pid {holder}) is writing {self.path}; wait for it or pick another --output"
-            ) from None
+        lock = self.path / "run.lock"
+        while True:
+            handle = lock.open("a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                handle.close()
+                raise RunLocked(
+                    f"another mr1 process (pid {holder}) is writing {self.path}; wait for it or pick another --output"
+                ) from None
+            try:
+                same = os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            handle.close()  # the holder removed the file as we opened it: lock the new one
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -73,10 +86,23 @@ class RunDir:
         self._lock_handle = handle
 
     def release(self) -> None:
+        """Remove run.lock (while still holding it) and unlock: a finished run leaves no lock file."""
         if self._lock_handle is not None:
+            (self.path / "run.lock").unlink(missing_ok=True)
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
             self._lock_handle.close()
             self._lock_handle = None
+
+    def has_progress(self) -> bool:
+        return self.metrics_file.exists() or self.checkpoints.exists() or self.is_done()
+
+    def discard_stub(self) -> None:
+        """After a failed start (nothing trained yet): remove what bind_config wrote, so a corrected
+        rerun with the same --output is not refused as 'a different config'."""
+        if self.has_progress():
+            return
+        for name in ("config.json", "env.json"):
+            (self.path / name).unlink(missing_ok=True)
 
     def __enter__(self) -> RunDir:
         self.acquire()
@@ -89,7 +115,7 @@ class RunDir:
         """Record the config, or check it matches the one already recorded."""
         if self.config_file.exists():
             recorded = config_from_dict(json.loads(self.config_file.read_text()))
-            if recorded.fingerprint() != cfg.fingerprint():
+            if recorded.fingerprint() != cfg.fingerprint() and self.has_progress():
                 raise ConfigError(
                     f"{self.path} holds a run with a different config ({recorded.run_name()}); "
                     "choose another --output (nothing was overwritten)"
@@ -99,7 +125,9 @@ class RunDir:
                 raise ConfigError(
                     f"{self.path} holds an unfinished run; pass --resume to continue it or choose another --output"
                 )
-            return
+            if recorded.fingerprint() == cfg.fingerprint():
+                return
+            # a folder left by a start that failed before its first step: take it over
         atomic_write_text(self.config_file, json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
         atomic_write_text(self.path / "env.json", json.dumps(environment(), indent=1, sort_keys=True))
 
@@ -133,6 +161,14 @@ class RunDir:
 
     def mark_done(self, info: dict[str, Any]) -> None:
         atomic_write_text(self.done_file, json.dumps(info, indent=1, sort_keys=True))
+
+
+def require_resumable(path: Path) -> None:
+    """`--resume` needs a run to continue; say so instead of silently starting a fresh one."""
+    if not (path / "config.json").is_file():
+        raise NothingToResume(
+            f"--resume: there is no run in {path} to resume; run the same command without --resume to start it"
+        )
 
 
 def environment() -> dict[str, Any]:

@@ -12,7 +12,14 @@ from mr1cli.core.methods import METHODS
 from mr1cli.data.example import Example
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
-from mr1cli.training.loop import LoopHooks, finish_run, restore_trainer_state, resume_point, run_loop
+from mr1cli.training.loop import (
+    LoopHooks,
+    check_optional_packages,
+    finish_run,
+    restore_trainer_state,
+    resume_point,
+    run_loop,
+)
 from mr1cli.training.recipes import RECIPES
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.training.steps import total_steps
@@ -33,49 +40,83 @@ def run_training(
     output_dir: Path | None = None,
     resume: bool = False,
     train_examples: Sequence[Example] | None = None,
+    describe: str | None = None,
 ) -> Path:
     """Train (or resume, or reuse a finished run) and return the final checkpoint folder.
 
     `base_model` is the checkpoint folder or hub id to start from; by default `model.name_or_path`
     as it stands (a name the model zoo builds, such as `tiny-base`, is resolved by the caller).
     """
+    check_optional_packages(cfg)
     run = RunDir(output_dir or default_run_dir(cfg))
-    with run:
-        run.bind_config(cfg, resume=resume)
-        if run.is_done():
-            logger.info("%s already finished; reusing it", run.path)
-            return run.final
-        checkpoint = resume_point(run) if resume else None
-        examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
-        steps = total_steps(len(examples), cfg.train)
-        base_path = base_model or cfg.model.name_or_path
-        accelerator = _accelerator()
-        recipe = _build_recipe(cfg, examples, base_path, checkpoint, steps, accelerator)
-        start = 0
-        if checkpoint is not None:
-            start = restore_trainer_state(recipe, checkpoint)
-            run.truncate_metrics(start)
-        elif run.metrics_file.exists():
-            run.truncate_metrics(0)
-        hooks = LoopHooks(evaluate=_eval_hook(cfg, recipe) if cfg.train.eval_every else None)
-        describe = f"{cfg.method} {cfg.task}"
-        last = (
-            run_loop(
-                recipe,
-                cfg,
-                run,
-                num_examples=len(examples),
-                total_steps=steps,
-                start_step=start,
-                hooks=hooks,
-                describe=describe,
-            )
-            if start < steps
-            else {}
+    created = not run.path.exists()
+    base_path = base_model or cfg.model.name_or_path
+    try:
+        with run:
+            run.bind_config(cfg, resume=resume)
+            try:
+                return _train(
+                    cfg, run, resume, train_examples, base_path, describe or f"{cfg.method} {cfg.task}"
+                )
+            except BaseException:
+                run.discard_stub()
+                raise
+    finally:
+        if created and run.path.is_dir() and not any(run.path.iterdir()):
+            run.path.rmdir()
+
+
+def _train(
+    cfg: RunConfig,
+    run: RunDir,
+    resume: bool,
+    train_examples: Sequence[Example] | None,
+    base_path: str,
+    describe: str,
+) -> Path:
+    if run.is_done():
+        logger.info("%s already finished; reusing it", run.path)
+        return run.final
+    checkpoint = resume_point(run) if resume else None
+    if resume and checkpoint is None and run.has_progress():
+        logger.warning("%s has no checkpoint yet: starting again from step 0", run.path)
+    examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
+    steps = total_steps(len(examples), cfg.train)
+    accelerator = _accelerator()
+    recipe = _build_recipe(cfg, examples, base_path, checkpoint, steps, accelerator)
+    start = 0
+    if checkpoint is not None:
+        start = restore_trainer_state(recipe, checkpoint)
+        run.truncate_metrics(start)
+    elif run.metrics_file.exists():
+        run.truncate_metrics(0)
+    if accelerator.is_main_process and start < steps:
+        logger.info("%s: steps %d→%d into %s; %s", describe, start, steps, run.path, _checkpoint_plan(cfg))
+    hooks = LoopHooks(evaluate=_eval_hook(cfg, recipe) if cfg.train.eval_every else None)
+    last = (
+        run_loop(
+            recipe,
+            cfg,
+            run,
+            num_examples=len(examples),
+            total_steps=steps,
+            start_step=start,
+            hooks=hooks,
+            describe=describe,
         )
-        return finish_run(
-            recipe, run, last, steps, {"base_model": base_path, "train_examples": len(examples)}
-        )
+        if start < steps
+        else {}
+    )
+    return finish_run(recipe, run, last, steps, {"base_model": base_path, "train_examples": len(examples)})
+
+
+def _checkpoint_plan(cfg: RunConfig) -> str:
+    t = cfg.train
+    when = [f"every {t.save_every} steps"] if t.save_every else []
+    when += [f"every {t.save_minutes:g} min"] if t.save_minutes else []
+    if not when:
+        return "no intermediate checkpoints (train.save_every=0, train.save_minutes=0): a killed run restarts at step 0"
+    return f"a resumable checkpoint {' and '.join(when)}, on Ctrl-C and at the end"
 
 
 def _build_recipe(

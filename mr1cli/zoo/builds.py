@@ -1,9 +1,10 @@
 """Model names the profiles use: `tiny` (freshly built) and `tiny-base` (tiny, warmed up).
 
 Anything else is passed through as a hub id or a local folder. Training never resolves names
-itself: its callers (the CLI, `reproduce`, the bench) pass it the folder this module returns. Both tiny models are built
-once into the cache (MR1_CACHE, default .mr1-cache) and reused; a folder is only used once
-it is complete (each build writes atomically).
+itself: its callers (the CLI, `reproduce`, the bench) pass it the folder this module returns. Both
+tiny models are built once into the per-user cache (MR1_CACHE, default ~/.cache/mr1, see
+data/cache.py) and reused; a folder is only used once it is complete (each build writes
+atomically), and concurrent jobs wait for one build under a lock.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from mr1cli.config import RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.registry import Registry
 from mr1cli.core.task import TASKS, get_task
+from mr1cli.data.cache import build_lock, default_cache_dir
 from mr1cli.data.for_config import load_examples
-from mr1cli.data.sources import default_cache_dir, load_split
+from mr1cli.data.sources import load_split
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir
 from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
@@ -67,11 +69,14 @@ def _corpus(image_size: int) -> list[str]:
 
 def ensure_tiny_model(image_size: int = 112) -> Path:
     path = default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
-    if not (path / "config.json").is_file():
-        logger.info("building the tiny model into %s", path)
-        build_tiny_model(
-            path, corpus=_corpus(image_size), seed=0, image_size=image_size, overwrite=path.exists()
-        )
+    if (path / "config.json").is_file():
+        return path
+    with build_lock(path.name):
+        if not (path / "config.json").is_file():
+            logger.info("building the tiny model once into %s (under a minute; later runs reuse it)", path)
+            build_tiny_model(
+                path, corpus=_corpus(image_size), seed=0, image_size=image_size, overwrite=path.exists()
+            )
     return path
 
 
@@ -90,17 +95,26 @@ def ensure_tiny_base() -> Path:
     run_dir = tiny_base_dir()
     if RunDir(run_dir).is_done():
         return run_dir / "final"
-    configs = tiny_base_configs()
-    examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
-    logger.info("building the tiny base model into %s (%d warm-up examples)", run_dir, len(examples))
-    first = next(iter(configs.values()))
-    return run_training(
-        first,
-        base_model=resolve_model(first.model.name_or_path, first),
-        output_dir=run_dir,
-        resume=True,
-        train_examples=examples,
-    )
+    with build_lock(run_dir.name):
+        if RunDir(run_dir).is_done():  # another job built it while we waited
+            return run_dir / "final"
+        configs = tiny_base_configs()
+        examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
+        logger.info(
+            "building the tiny base model once into %s: SFT on %d warm-up examples of every tiny-base task "
+            "(about 3 min on an idle 2-core CPU; progress and ETA below); later runs reuse it",
+            run_dir,
+            len(examples),
+        )
+        first = next(iter(configs.values()))
+        return run_training(
+            first,
+            base_model=resolve_model(first.model.name_or_path, first),
+            output_dir=run_dir,
+            resume=True,
+            train_examples=examples,
+            describe=f"tiny-base warm-up (sft on {'+'.join(configs)})",
+        )
 
 
 NAMED_MODELS.add("tiny", lambda cfg: ensure_tiny_model(_image_size(cfg)))

@@ -66,8 +66,9 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tiny_model_d
     killed = tmp_path / "killed"
     kills = 0
     for delay in (4.0, 5.5, 7.0):  # from process start: includes model loading, steps and checkpoint writes
+        resume = ["--resume"] if (killed / "config.json").exists() else []  # --resume needs a run
         process = subprocess.Popen(
-            train_command(tiny_model_dir, killed, "--resume"),
+            train_command(tiny_model_dir, killed, *resume),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -79,9 +80,11 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tiny_model_d
         process.wait()
         for checkpoint in (killed / "checkpoints").glob("step-*"):
             assert (checkpoint / "manifest.json").is_file()  # nothing half-written looks complete
-    subprocess.run(
-        train_command(tiny_model_dir, killed, "--resume"), env=env, check=True, capture_output=True
+    resume = ["--resume"] if (killed / "config.json").exists() else []
+    finished = subprocess.run(
+        train_command(tiny_model_dir, killed, *resume), env=env, capture_output=True, text=True
     )
+    assert finished.returncode == 0, finished.stderr
     assert kills >= 1
     assert_same_weights(reference / "final", killed / "final")
     assert metrics(killed) == metrics(reference)
@@ -137,8 +140,9 @@ def test_kill_soak_ten_sigkills_at_seeded_random_moments(tiny_model_dir, tmp_pat
     kills = attempts = 0
     while kills < 10 and attempts < 30:
         attempts += 1
+        resume = ["--resume"] if (soak / "config.json").exists() else []  # --resume needs a run
         process = subprocess.Popen(
-            train_command(tiny_model_dir, soak, "--resume", *extra),
+            train_command(tiny_model_dir, soak, *resume, *extra),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -152,8 +156,9 @@ def test_kill_soak_ten_sigkills_at_seeded_random_moments(tiny_model_dir, tmp_pat
         for checkpoint in (soak / "checkpoints").glob("step-*"):
             verify_checkpoint(checkpoint)  # every complete-looking checkpoint is complete
     assert kills >= 10, f"only {kills} kills landed before the run finished"
+    resume = ["--resume"] if (soak / "config.json").exists() else []
     subprocess.run(
-        train_command(tiny_model_dir, soak, "--resume", *extra), env=env, check=True, capture_output=True
+        train_command(tiny_model_dir, soak, *resume, *extra), env=env, check=True, capture_output=True
     )
     assert_same_weights(reference / "final", soak / "final")
     assert metrics(soak) == metrics(reference)

@@ -81,13 +81,13 @@ def test_trainer_state_refuses_pickled_code(tmp_path):
 
 def test_run_dir_refuses_a_different_config(tmp_path):
     run = RunDir(tmp_path / "run")
+    other = load_config(method="grpo", task="counting", overrides=["rl.kl.beta=0.07"])
     with run:
-        run.bind_config(load_config(method="grpo", task="counting"), resume=False)
-        with pytest.raises(ConfigError, match="different config"):
-            run.bind_config(
-                load_config(method="grpo", task="counting", overrides=["rl.kl.beta=0.07"]), resume=False
-            )
+        run.bind_config(other, resume=False)  # a start that failed before its first step ...
+        run.bind_config(load_config(method="grpo", task="counting"), resume=False)  # ... is taken over
         run.log_metrics({"step": 1, "loss": 0.5})
+        with pytest.raises(ConfigError, match="different config"):
+            run.bind_config(other, resume=False)
         with pytest.raises(ConfigError, match="--resume"):
             run.bind_config(load_config(method="grpo", task="counting"), resume=False)
         run.bind_config(load_config(method="grpo", task="counting"), resume=True)
