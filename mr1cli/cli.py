@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from rich.markup import escape
 
 from mr1cli.core.errors import ConfigError, Mr1Error
 from mr1cli.data.paths import input_dir, input_file, output_dir, output_file
+from mr1cli.training.progress import log_to_console
 
 ClickException = typer.BadParameter.__mro__[2]  # typer vendors click; this is its ClickException
 _display_type = typer.core.TyperOption.display_type_rich
@@ -106,7 +106,7 @@ def train(
         return
     from mr1cli.experiments.single_run import train_one
 
-    _log_to_console()
+    log_to_console(console)
     rerun = ["mr1", "train", "--method", method, "--task", task, "--profile", profile]
     rerun += ["--model", model] if model else []
     rerun += ["--config", str(config)] if config else []
@@ -161,7 +161,7 @@ def evaluate(
     if output is not None:
         output_dir(output, "--output")
 
-    _log_to_console()
+    log_to_console(console)
     run_eval_command(
         task=task,
         checkpoint=checkpoint,
@@ -199,7 +199,7 @@ def reproduce(
 
     if seeds is not None:
         _at_least(seeds, 1, "--seeds", "(omit it for the profile's default)")
-    _log_to_console()
+    log_to_console(console)
     run_reproduce(experiment, profile=profile, seeds=seeds or 0, dry_run=dry_run)
 
 
@@ -283,7 +283,7 @@ def data_check(
 
     if image_root is not None:
         input_dir(image_root, "--image-root")
-    _log_to_console()  # the loader's warnings (e.g. ground truths kept as text)
+    log_to_console(console)  # the loader's warnings (e.g. ground truths kept as text)
     check_dataset(source, task=task, image_root=image_root, skip_bad=skip_bad)
 
 
@@ -328,7 +328,7 @@ def bench_grpo(
     from mr1cli.bench.runner import bench_grpo as run_bench
 
     _at_least(steps, 1, "--steps")
-    _log_to_console()
+    log_to_console(console)
     result = run_bench(profile=profile, steps=steps)
     Console().print(grpo_table(result))
     console.print(f"wrote {', '.join(result['written'])}")
@@ -342,7 +342,7 @@ def bench_eval(
     from mr1cli.bench.report import eval_table
     from mr1cli.bench.runner import bench_eval as run_bench
 
-    _log_to_console()
+    log_to_console(console)
     report = run_bench(profile=profile)
     Console().print(eval_table(report))
     console.print(f"wrote {', '.join(report['written'])}")
@@ -351,22 +351,6 @@ def bench_eval(
 def _at_least(value: int, minimum: int, option: str, note: str = "") -> None:
     if value < minimum:
         raise ConfigError(f"{option} must be >= {minimum}{' ' + note if note else ''}, got {value}")
-
-
-def _log_to_console() -> None:
-    """Progress lines from long jobs (which run is training, what is reused) on stderr."""
-    import logging
-
-    from rich.logging import RichHandler
-
-    if console.is_terminal:
-        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
-    else:  # a log file (nohup, SLURM, | tee): whole lines with a time stamp, never wrapped at 80 columns
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
-    for noisy in ("httpx", "urllib3", "accelerate", "transformers", "mr1cli.models.loading"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,12 +11,14 @@ the training rollouts, `test_acc` the greedy accuracy on the test set (train.eva
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -125,3 +127,31 @@ class TrainingProgress:
         head = f"[{self.describe}] step {done_steps}/{self.total} ({percent}%)  {rate:.3g} steps/s  ETA {eta}"
         text = metrics_text(metrics)
         return f"{head}  {text}" if text else head
+
+
+# ---------------------------------------------------------------- log lines of long jobs
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of each record (it can be replaced later)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def log_to_console(console: Console) -> None:
+    """Progress lines from long jobs (which run is training, what is reused) on stderr."""
+
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False)
+    else:  # a log file (nohup, SLURM, | tee): whole lines with a time stamp, never wrapped at 80 columns
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
+    for noisy in ("httpx", "urllib3", "accelerate", "transformers", "matplotlib", "mr1cli.models.loading"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
