@@ -29,12 +29,18 @@ from typing import Any
 import torch
 
 from mr1cli.bench.measure import MemoryMeter, now, synchronize
+from mr1cli.bench.report import environment, write_eval_report, write_grpo_report
 from mr1cli.bench.summary import assemble, mr1_record
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import schedule_from_settings
 from mr1cli.core.registry import Registry
+from mr1cli.data.for_config import load_examples
+from mr1cli.evaluation.evaluate import evaluate_model
+from mr1cli.models.loading import load_for_config
+from mr1cli.training.recipes.grpo import GRPORecipe
+from mr1cli.training.steps import step_indices
 from mr1cli.zoo.builds import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -133,10 +139,6 @@ def bench_grpo(
     from accelerate import Accelerator
 
     from mr1cli.bench.trl import run_trl
-    from mr1cli.data.for_config import load_examples
-    from mr1cli.models.loading import load_for_config
-    from mr1cli.training.recipes.grpo import GRPORecipe
-    from mr1cli.training.steps import step_indices
 
     if steps < 1 or warmup < 0:
         raise ConfigError("bench needs --steps >= 1 and warm-up >= 0")
@@ -198,8 +200,6 @@ def bench_grpo(
         profile, spec, cfg, device, model_path, recipe, mr1_records, trl_records, warmup, beta, bandwidth_gbps
     )
     if out_dir is not None:
-        from mr1cli.bench.report import write_grpo_report
-
         result["written"] = [str(p) for p in write_grpo_report(result, Path(out_dir))]
     return result
 
@@ -213,11 +213,6 @@ def bench_eval(
     out_dir: Path | None = DEFAULT_OUT,
 ) -> dict[str, Any]:
     """Greedy evaluation throughput (examples/s, tokens/s) of `evaluate_model` on the profile's test set."""
-    from mr1cli.bench.report import environment, write_eval_report
-    from mr1cli.data.for_config import load_examples
-    from mr1cli.evaluation.evaluate import evaluate_model
-    from mr1cli.models.loading import load_for_config
-
     spec = BENCH_PROFILES.get(profile)
     device = _device(spec)
     limits = [f"data.test_limit={limit}"] if limit else []

@@ -16,7 +16,10 @@ from mr1cli.bench.measure import (
     speedup,
     time_stats,
 )
+from mr1cli.bench.report import device_name, environment
 from mr1cli.config import RunConfig
+from mr1cli.core.task import get_task
+from mr1cli.models.batching import chat_prompt, encode_prompts
 
 PHASES = ("generation", "reference", "update", "other")
 
@@ -61,8 +64,6 @@ def summarize_trainer(records: Sequence[dict[str, float]]) -> dict[str, Any]:
 
 
 def assemble(profile, spec, cfg, device, model_path, recipe, mr1_records, trl_records, warmup, beta, bw):
-    from mr1cli.bench.report import environment
-
     rl, train = cfg.rl, cfg.train
     mr1, trl = mr1_records[warmup:], trl_records[warmup:]
     expected_tokens = train.prompts_per_step * rl.num_generations * rl.max_completion_length
@@ -108,8 +109,6 @@ def assemble(profile, spec, cfg, device, model_path, recipe, mr1_records, trl_re
 
 def roofline_report(policy, cfg: RunConfig, device: torch.device, trainers, recipe, bandwidth_gbps) -> dict:
     """Decoding bound (weights + KV read per step, at the mean context) against measured generation."""
-    from mr1cli.bench.report import device_name
-
     rl = cfg.rl
     dtype_bytes = next(policy.parameters()).element_size()
     weight_bytes = decoder_weight_bytes(policy)
@@ -141,9 +140,6 @@ def roofline_report(policy, cfg: RunConfig, device: torch.device, trainers, reci
 
 
 def _mean_prompt_tokens(recipe, cfg: RunConfig) -> float:
-    from mr1cli.core.task import get_task
-    from mr1cli.models.batching import chat_prompt, encode_prompts
-
     task, m = get_task(cfg.task), cfg.model
     sample = recipe.examples[: cfg.train.micro_batch]
     prompts = [chat_prompt(recipe.processor, task.train_prompt(ex.question)) for ex in sample]

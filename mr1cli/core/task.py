@@ -15,6 +15,11 @@ from typing import Any, ClassVar
 from mr1cli.core.registry import Registry
 
 SCORING_MODES = ("r1v", "strict")
+# R1-V's instruction, which every published prompt ends with (paper.md, "Prompts"); each task's
+# templates put their own opening before it ("Output", "First output").
+THINK_ANSWER_INSTRUCTION = (
+    "the thinking process in <think> </think> and final answer (number) in <answer> </answer> tags."
+)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,16 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from mr1cli.core.errors import ConfigError, DataError
+from mr1cli.data.contact_sheet import make_contact_sheet
+from mr1cli.data.sources import load_split
+from mr1cli.data.summary import summarize
+from mr1cli.data.synthetic.splits import write_split
+
 console = Console(stderr=True)
 
 
 def make_dataset(*, task: str, split: str, n: int, out: Path, seed: int, image_size: int) -> Path:
-    from mr1cli.core.errors import ConfigError
-    from mr1cli.data.synthetic.splits import write_split
-
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
     with console.status(f"generating {n} {task} {split} examples"):
@@ -25,9 +28,6 @@ def make_dataset(*, task: str, split: str, n: int, out: Path, seed: int, image_s
 
 
 def check_dataset(source: str, *, task: str, image_root: Path | None, skip_bad: bool) -> dict:
-    from mr1cli.data.sources import load_split
-    from mr1cli.data.summary import summarize
-
     with console.status(f"reading {source}"):
         loaded = load_split(source, task=task, image_root=image_root, skip_bad=skip_bad)
     with Progress(console=console, transient=True) as progress:
@@ -66,10 +66,6 @@ def check_dataset(source: str, *, task: str, image_root: Path | None, skip_bad: 
 
 
 def show_dataset(source: str, *, task: str, out: Path, n: int, image_root: Path | None) -> Path:
-    from mr1cli.core.errors import DataError
-    from mr1cli.data.contact_sheet import make_contact_sheet
-    from mr1cli.data.sources import load_split
-
     loaded = load_split(source, task=task, image_root=image_root, limit=n)
     if not loaded.examples:
         raise DataError(f"{source}: no examples to show")

@@ -11,6 +11,7 @@ from rich.console import Console
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict, load_config
 from mr1cli.core.errors import CheckpointError, ConfigError, DataError
+from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import (
     EvalResult,
     evaluate_model,
@@ -19,6 +20,9 @@ from mr1cli.evaluation.evaluate import (
     write_eval_outputs,
 )
 from mr1cli.evaluation.provenance import eval_provenance, file_hash, find_run_config, output_folder_name
+from mr1cli.models.loading import load_for_config
+from mr1cli.training.checkpoints import latest_checkpoint
+from mr1cli.zoo.builds import resolve_model
 
 console = Console(stderr=True)
 
@@ -100,8 +104,6 @@ def checkpoint_folder(checkpoint: str) -> str:
     if (path / "final").is_dir():
         return str(path / "final")
     if (path / "config.json").is_file() and (path / "env.json").is_file():  # a run directory
-        from mr1cli.training.checkpoints import latest_checkpoint
-
         latest = latest_checkpoint(path / "checkpoints") if (path / "checkpoints").is_dir() else None
         if latest is None:
             raise CheckpointError(f"{path}: the run has not finished and holds no checkpoint to evaluate yet")
@@ -116,10 +118,6 @@ def evaluate_checkpoint(
     cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None, run_config: Path | None = None
 ) -> EvalResult:
     from rich.progress import Progress
-
-    from mr1cli.data.for_config import load_examples
-    from mr1cli.models.loading import load_for_config
-    from mr1cli.zoo.builds import resolve_model
 
     if split not in ("test", "train"):
         raise ConfigError(f"--split must be test or train, got '{split}'")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from mr1cli.core.answer_format import answer_span
-from mr1cli.core.task import TASKS, SyntheticGenerator, Task, check_mode
+from mr1cli.core.task import TASKS, THINK_ANSWER_INSTRUCTION, SyntheticGenerator, Task, check_mode
 from mr1cli.data.synthetic import counting as scenes
 
 # R1-V's SuperCLEVR evaluation: the first <answer> block holding only an integer, anywhere.
@@ -20,14 +20,8 @@ R1V_TEST = "data/superclevr/superclevr_test200_counting_problems.jsonl"
 
 class Counting(Task):
     name = "counting"
-    train_template = (
-        "{question}  Output the thinking process in <think> </think> and "
-        "final answer (number) in <answer> </answer> tags."
-    )
-    eval_template = (
-        "{question} First output the thinking process in <think> </think> and "
-        "final answer (number) in <answer> </answer> tags."
-    )
+    train_template = "{question}  Output " + THINK_ANSWER_INSTRUCTION
+    eval_template = "{question} First output " + THINK_ANSWER_INSTRUCTION  # R1-V's SuperCLEVR script
     eval_max_new_tokens = 256
     synthetic = SyntheticGenerator(scenes.sample_scene, scenes.render_scene, int)
     # Paper, "β schedule": GRPO's constant β and GRPO-D's β_min/β_max for visual counting.

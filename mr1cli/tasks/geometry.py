@@ -19,7 +19,7 @@ import re
 
 from mr1cli.core.answer_format import answer_span
 from mr1cli.core.math_values import normalize_value, safe_parse, safe_verify
-from mr1cli.core.task import TASKS, SyntheticGenerator, Task, check_mode
+from mr1cli.core.task import TASKS, THINK_ANSWER_INSTRUCTION, SyntheticGenerator, Task, check_mode
 from mr1cli.data.synthetic import geometry as problems
 
 
@@ -54,14 +54,8 @@ def _is_value(parsed: list) -> bool:
 
 class Geometry(Task):
     name = "geometry"
-    train_template = (
-        "{question}  Output the thinking process in <think> </think> and "
-        "final answer (number) in <answer> </answer> tags."
-    )
-    eval_template = (
-        "{question} Output the thinking process in <think> </think> and "
-        "final answer (number) in <answer> </answer> tags."
-    )
+    train_template = "{question}  Output " + THINK_ANSWER_INSTRUCTION
+    eval_template = "{question} Output " + THINK_ANSWER_INSTRUCTION  # R1-V's GeoQA script
     eval_max_new_tokens = 1024
     synthetic = SyntheticGenerator(problems.sample_problem, problems.render_problem, str)
     # Paper, "β schedule": GRPO's constant β and GRPO-D's β_min/β_max for geometry reasoning.

@@ -23,6 +23,7 @@ import torch
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import ConfigError, TrainingHalted, TrainingInterrupted
+from mr1cli.models.loading import quiet_progress_bars
 from mr1cli.training.checkpoints import (
     latest_checkpoint,
     load_trainer_state,
@@ -64,8 +65,6 @@ def resume_point(run: RunDir) -> Path | None:
 
 
 def save_model_files(recipe: Recipe, directory: Path) -> None:
-    from mr1cli.models.loading import quiet_progress_bars
-
     model = recipe.accelerator.unwrap_model(recipe.model)
     with quiet_progress_bars():
         model.save_pretrained(directory, safe_serialization=True)
