@@ -13,26 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from support import mini_workspace, same_tables, write_mini_experiment
+from support import mini_workspace, same_tables
 
 pytestmark = pytest.mark.slow
 
-TRAIN = "max_steps: 8, save_every: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3"
 COMMAND = [sys.executable, "-m", "mr1cli", "reproduce", "exp3-same-task", "--profile", "mini"]
 
 
-@pytest.fixture(scope="module")
-def grid(tiny_model_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("grid")
-    specs = write_mini_experiment(root, tiny_model_dir, train=TRAIN)
-    env = {**os.environ, "MR1_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    clean, clean_env = mini_workspace(root / "clean", specs, env)
-    subprocess.run(COMMAND, cwd=clean, env=clean_env, check=True, capture_output=True)
-    return root, specs, env, clean
-
-
-def test_two_workers_write_the_tables_of_one_process(grid):
-    root, specs, env, clean = grid
+def test_two_workers_write_the_tables_of_one_process(mini_grid):
+    root, specs, env, clean = mini_grid
     folder, folder_env = mini_workspace(root / "two", specs, env)
     done = subprocess.run(
         [*COMMAND, "--jobs", "2"], cwd=folder, env=folder_env, capture_output=True, text=True
@@ -64,8 +53,8 @@ def _running_worker(runs: Path) -> int | None:
     return None
 
 
-def test_a_worker_killed_mid_run_fails_only_its_run_and_the_rerun_finishes(grid):
-    root, specs, env, clean = grid
+def test_a_worker_killed_mid_run_fails_only_its_run_and_the_rerun_finishes(mini_grid):
+    root, specs, env, clean = mini_grid
     folder, folder_env = mini_workspace(root / "killed", specs, env)
     parent = subprocess.Popen(
         [*COMMAND, "--jobs", "2"],

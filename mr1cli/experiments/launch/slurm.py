@@ -58,7 +58,9 @@ def slurm_parameters(options: LaunchOptions, profile: str, gpus_per_run: int) ->
     """
     launch = (yaml.safe_load(profile_path(profile).read_text(encoding="utf-8")) or {}).get("launch") or {}
     chosen = {**{k: str(v) for k, v in (launch.get("slurm") or {}).items()}, **options.slurm}
-    params: dict[str, Any] = {"ntasks_per_node": 1, "gpus_per_node": gpus_per_run, "cpus_per_task": 1}
+    params: dict[str, Any] = {"ntasks_per_node": 1, "cpus_per_task": 1}
+    if gpus_per_run:
+        params["gpus_per_node"] = gpus_per_run
     for key, value in chosen.items():
         if key not in KEYS:
             raise ConfigError(f"unknown --slurm key '{key}'{did_you_mean(key, list(KEYS))}")
@@ -137,14 +139,15 @@ class SlurmLauncher:
             raise ConfigError("--launcher slurm needs submitit: pip install 'mr1[slurm]' (or submitit)")
         import submitit
 
+        params = self._params(unit)
+        threads = int(params["cpus_per_task"])  # the job's CPUs, all of them for torch
         job_file = write_job(
-            unit, threads=0, gpus_per_run=self.gpus_per_run, distributed=self.options.distributed
+            unit, threads=threads, gpus_per_run=self.gpus_per_run, distributed=self.options.distributed
         )
         executor = submitit.SlurmExecutor(folder=unit.home / "launch" / "slurm", max_num_timeout=0)
-        executor.update_parameters(**self._params(unit), stderr_to_stdout=True)
-        command = submitit.helpers.CommandFunction(
-            worker_command(job_file), cwd=os.getcwd(), env=dict(os.environ)
-        )
+        executor.update_parameters(**params, stderr_to_stdout=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MR1_THREADS": str(threads)}
+        command = submitit.helpers.CommandFunction(worker_command(job_file), cwd=os.getcwd(), env=env)
         job = executor.submit(command)
         log = Path(job.paths.stdout)
         write_record(
