@@ -33,8 +33,10 @@ test-fast: setup
 test-slow: setup
 	$(BIN)/python -m pytest -m slow -q
 
+# --jobs 0: one worker per CPU thread (or per GPU) of this machine; JOBS=1 runs in one process.
+JOBS ?= 0
 reproduce: setup
-	$(BIN)/mr1 reproduce all --profile tiny
+	$(BIN)/mr1 reproduce all --profile tiny --jobs $(JOBS)
 
 figures: setup
 	$(BIN)/mr1 figures

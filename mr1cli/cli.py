@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mr1cli import cli_launch as grid
 from mr1cli.core.errors import ConfigError, Mr1Error
 from mr1cli.data.paths import input_dir, input_file, output_dir, output_file
 from mr1cli.training.progress import log_to_console
@@ -179,7 +180,8 @@ def evaluate(
     epilog="Examples:\n\n"
     "    mr1 reproduce all                       # the embedded tiny profile, CPU, offline\n\n"
     "    mr1 reproduce exp1-format-reward --seeds 3\n\n"
-    "    mr1 reproduce exp3-same-task --profile paper"
+    "    mr1 reproduce exp3-same-task --profile paper --jobs 4 --gpus-per-run 2\n\n"
+    "    mr1 reproduce all --profile paper --launcher slurm --slurm partition=gpu --slurm time=4:00:00"
 )
 def reproduce(
     experiment: Annotated[
@@ -193,6 +195,12 @@ def reproduce(
     dry_run: Annotated[
         bool, typer.Option(help="show the planned grid and what is already done, run nothing")
     ] = False,
+    jobs: grid.Jobs = 1,
+    gpus_per_run: grid.GpusPerRun = None,
+    distributed: grid.Distributed = "ddp",
+    launcher: grid.Launcher = "local",
+    slurm: grid.Slurm = None,
+    detach: grid.Detach = False,
 ) -> None:
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
     from mr1cli.experiments.reproduce import reproduce as run_reproduce
@@ -200,7 +208,13 @@ def reproduce(
     if seeds is not None:
         _at_least(seeds, 1, "--seeds", "(omit it for the profile's default)")
     log_to_console(console)
-    run_reproduce(experiment, profile=profile, seeds=seeds or 0, dry_run=dry_run)
+    options = grid.launch_options(jobs, gpus_per_run, distributed, detach, slurm)
+    run_reproduce(
+        experiment, profile=profile, seeds=seeds or 0, dry_run=dry_run, launcher=launcher, options=options
+    )
+
+
+app.command(epilog="Example:\n\n    mr1 status exp3-same-task --profile tiny")(grid.status)
 
 
 @app.command(epilog="Example:\n\n    mr1 figures --results results")

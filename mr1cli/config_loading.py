@@ -188,10 +188,10 @@ def profile_layers(profile: str, task: str, method: str) -> list[dict[str, Any]]
     `by_method.<method>` sections, in order."""
     path = profile_path(profile)
     content = _read_yaml(path, "profile")
-    unknown = set(content) - {"base", "by_task", "by_method", "description"}
+    unknown = set(content) - {"base", "by_task", "by_method", "description", "launch"}
     if unknown:
         raise ConfigError(
-            f"{path}: unknown top-level section(s) {sorted(unknown)} (use base, by_task, by_method)"
+            f"{path}: unknown top-level section(s) {sorted(unknown)} (use base, by_task, by_method, launch)"
         )
     task_layers = [dict(layer) for layer in get_task(task).defaults_for(profile)]
     return [

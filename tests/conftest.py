@@ -55,3 +55,22 @@ def module_cache(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MR1_CACHE", str(path))
         yield path
+
+
+@pytest.fixture(scope="session")
+def mini_grid(tiny_model_dir, tmp_path_factory):
+    """The mini exp3 grid (SFT and GRPO-D on counting, 8 steps, checkpoints every 2) reproduced once
+    in one process: (root, specs folder, subprocess environment, the clean workspace)."""
+    import subprocess
+    import sys
+
+    from support import mini_workspace, write_mini_experiment
+
+    root = tmp_path_factory.mktemp("grid")
+    train = "max_steps: 8, save_every: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3"
+    specs = write_mini_experiment(root, tiny_model_dir, train=train)
+    env = {**os.environ, "MR1_CACHE": str(root / "cache"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    clean, clean_env = mini_workspace(root / "clean", specs, env)
+    command = [sys.executable, "-m", "mr1cli", "reproduce", "exp3-same-task", "--profile", "mini"]
+    subprocess.run(command, cwd=clean, env=clean_env, check=True, capture_output=True)
+    return root, specs, env, clean

@@ -70,3 +70,21 @@ def write_mini_experiment(folder: Path, model_dir: Path, *, train: str) -> Path:
         "by_task:\n  counting:\n    data: {train: synthetic:counting-warmup-8, test: synthetic:counting-test-8}\n"
     )
     return specs
+
+
+def mini_workspace(folder: Path, specs: Path, env: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """A fresh working folder for `mr1 reproduce` subprocesses on the mini specs (own runs folder)."""
+    folder.mkdir()
+    return folder, {
+        **env,
+        "MR1_EXPERIMENTS_DIR": str(specs),
+        "MR1_PROFILES_DIR": str(specs / "profiles"),
+        "MR1_RUNS": str(folder / "runs"),
+    }
+
+
+def same_tables(a: Path, b: Path, experiment: str = "exp3-same-task") -> None:
+    """The records and tables two reproduce folders wrote are byte-identical."""
+    for name in ("records.jsonl", "table.csv", "table.md"):
+        left = (a / "results" / experiment / name).read_bytes()
+        assert left == (b / "results" / experiment / name).read_bytes(), name

@@ -34,3 +34,9 @@ class TrainingInterrupted(Mr1Error):
     def __init__(self, message: str, *, signal_number: int = 2) -> None:
         super().__init__(message)
         self.exit_code = 128 + signal_number  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+
+
+class RunsFailed(Mr1Error):
+    """Some runs of a dispatched grid failed (each named with its log); the others finished."""
+
+    exit_code = 1

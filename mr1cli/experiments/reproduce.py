@@ -8,7 +8,6 @@ kept). Outputs: results/<name>/records.jsonl, curves/, table.csv, table.md, figu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -18,53 +17,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mr1cli.config import RunConfig
-from mr1cli.config_loading import load_config
+from mr1cli.core.errors import RunsFailed
 from mr1cli.data.files import atomic_write_text
-from mr1cli.experiments.evaluations import evaluate_checkpoint
 from mr1cli.experiments.figures import make_figures
+from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
 from mr1cli.experiments.specs import PlannedRun, list_experiments, load_spec, plan
 from mr1cli.experiments.tables import write_tables
+from mr1cli.experiments.units import base_folder, evaluate_cached, grid_units
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.zoo.builds import resolve_model
 
 logger = logging.getLogger(__name__)
-
-
-def _eval_config(profile: str, eval_task: str) -> RunConfig:
-    return load_config(method="sft", task=eval_task, profile=profile)
-
-
-def _eval_key(cfg: RunConfig) -> str:
-    content = {
-        "test": cfg.data.test,
-        "limit": cfg.data.test_limit,
-        "eval": cfg.eval.__dict__,
-        "pixels": [cfg.model.min_pixels, cfg.model.max_pixels],
-        "image": cfg.data.synthetic_image_size,
-    }
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def evaluate_cached(model: str, folder: Path, profile: str, eval_task: str) -> dict[str, Any]:
-    """Evaluate `model` on the profile's test set of `eval_task`, once; reuse the saved summary."""
-    cfg = _eval_config(profile, eval_task)
-    out_dir = folder / "eval" / f"{eval_task}-test-{_eval_key(cfg)}"
-    metrics = out_dir / "metrics.json"
-    if not metrics.is_file():
-        evaluate_checkpoint(cfg, model, split="test", output=out_dir)
-    return json.loads(metrics.read_text())
-
-
-def _base_folder(profile: str) -> tuple[str, Path]:
-    """The profile's base model and where its evaluations are kept (keyed by the resolved model)."""
-    cfg = _eval_config(profile, "counting")
-    resolved = resolve_model(cfg.model.name_or_path, cfg)
-    key = hashlib.sha256(
-        str(Path(resolved).resolve() if Path(resolved).exists() else resolved).encode()
-    ).hexdigest()[:10]
-    return resolved, default_run_dir(cfg).parent / f"base-{key}"
 
 
 def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
@@ -74,7 +38,7 @@ def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
     done = 0
     for run in planned:
         if run.config is None:
-            model, folder = _base_folder(profile)
+            model, folder = base_folder(profile)
         else:
             done += 1
             logger.info(
@@ -168,29 +132,66 @@ def describe_plan(planned: list[PlannedRun]) -> list[tuple[str, ...]]:
     return rows
 
 
+def unit_name(run: PlannedRun) -> str:
+    """The grid unit that trains or evaluates `run` (see experiments/units.py)."""
+    return run.name if run.config is not None else f"base/{run.eval_tasks[0]}"
+
+
 def reproduce(
-    name: str, *, profile: str, seeds: int, dry_run: bool, results_root: Path = Path("results")
+    name: str,
+    *,
+    profile: str,
+    seeds: int,
+    dry_run: bool,
+    results_root: Path = Path("results"),
+    launcher: str = "local",
+    options: LaunchOptions | None = None,
 ) -> list[Path]:
-    """Run one experiment (or all three); return the output folders."""
+    """Run one experiment (or all three); return the output folders. With `--jobs N` or another
+    launcher, the units of every named experiment are dispatched first, then tables are written
+    from the finished runs in plan order (so they equal an in-process run's, byte for byte)."""
     console = Console(stderr=True)
+    options = options or LaunchOptions()
     names = list_experiments() if name == "all" else [name]
-    outputs = []
-    for experiment in names:
-        spec = load_spec(experiment)
-        planned = plan(spec, profile, seeds)
+    plans = {experiment: load_spec(experiment) for experiment in names}
+    planned = {experiment: plan(spec, profile, seeds) for experiment, spec in plans.items()}
+    chosen = LAUNCHERS.get(launcher)(options) if launcher != "local" or options.jobs > 1 else None
+    units = grid_units([run for runs in planned.values() for run in runs], profile) if chosen else []
+    where = chosen.where(units) if chosen else None
+    for experiment, runs in planned.items():
         table = Table(title=f"{experiment} ({profile} profile)")
-        for column in ("grid", "method", "train", "setting", "seed", "eval", "status"):
+        columns = ("grid", "method", "train", "setting", "seed", "eval", "status")
+        for column in (*columns, "where") if where is not None else columns:
             table.add_column(column)
-        for row in describe_plan(planned):
-            table.add_row(*row)
+        for run, row in zip(runs, describe_plan(runs), strict=True):
+            table.add_row(*row, *((where.get(unit_name(run), "—"),) if where is not None else ()))
         console.print(table)
-        if dry_run:
+    if dry_run:
+        if chosen:
+            chosen.dry_run(units, console)
+        return []
+    failed: dict[str, Path] = {}
+    if chosen:
+        outcome = chosen.run(units, console)
+        if outcome.pending:
+            console.print(
+                f"{len(outcome.pending)} jobs submitted; run the same command again to collect them"
+            )
+            return []
+        failed = outcome.failed
+    outputs = []
+    for experiment, spec in plans.items():
+        if any(unit_name(run) in failed for run in planned[experiment]):
+            console.print(f"{experiment}: no tables (some of its runs failed)")
             continue
-        records = execute(planned, profile)
-        out = write_results(experiment, spec, planned, records, results_root)
+        records = execute(planned[experiment], profile)
+        out = write_results(experiment, spec, planned[experiment], records, results_root)
         written = write_tables(results_root, experiment, spec["table"]) + make_figures(
             results_root, experiment
         )
         console.print(f"{experiment}: wrote {out} ({len(written)} tables and figures)")
         outputs.append(out)
+    if failed:
+        logs = "; ".join(f"{run} (log {log})" for run, log in failed.items())
+        raise RunsFailed(f"{len(failed)} of {len(units)} runs failed: {logs}; rerun to retry them")
     return outputs

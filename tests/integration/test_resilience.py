@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from support import TINY_GRPO_OVERRIDES, write_mini_experiment
+from support import TINY_GRPO_OVERRIDES, mini_workspace, same_tables, write_mini_experiment
 
 pytestmark = pytest.mark.slow
 
@@ -205,14 +205,7 @@ def test_reproduce_killed_mid_grid_completes_with_the_clean_tables(tiny_model_di
     command = [sys.executable, "-m", "mr1cli", "reproduce", "exp3-same-task", "--profile", "mini"]
 
     def workspace(name):
-        folder = tmp_path / name
-        folder.mkdir()
-        return folder, {
-            **env,
-            "MR1_EXPERIMENTS_DIR": str(specs),
-            "MR1_PROFILES_DIR": str(specs / "profiles"),
-            "MR1_RUNS": str(folder / "runs"),
-        }
+        return mini_workspace(tmp_path / name, specs, env)
 
     clean, clean_env = workspace("clean")
     subprocess.run(command, cwd=clean, env=clean_env, check=True, capture_output=True)
@@ -232,7 +225,4 @@ def test_reproduce_killed_mid_grid_completes_with_the_clean_tables(tiny_model_di
         process.wait()
     subprocess.run(command, cwd=killed, env=killed_env, check=True, capture_output=True)
     assert kills >= 2
-    for name in ("records.jsonl", "table.csv", "table.md"):
-        assert (killed / "results" / "exp3-same-task" / name).read_text() == (
-            clean / "results" / "exp3-same-task" / name
-        ).read_text(), name
+    same_tables(killed, clean)

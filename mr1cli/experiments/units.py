@@ -1,0 +1,137 @@
+"""The grid's units of work, whichever process or machine runs them.
+
+A unit is one model to train (then evaluate on its eval tasks) or one evaluation of the base
+model. Units are keyed by their run directory, so a model two experiments share (exp2 and exp3) or
+a setting two grids share is trained once. `run_unit` is what a worker process executes; the
+in-process `execute` of `mr1 reproduce` uses the same evaluate_cached and base_folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mr1cli.config import RunConfig
+from mr1cli.config_loading import config_from_dict, load_config
+from mr1cli.experiments.evaluations import evaluate_checkpoint
+from mr1cli.experiments.specs import PlannedRun
+from mr1cli.training import run_training
+from mr1cli.training.run_dir import RunDir, default_run_dir
+from mr1cli.zoo.builds import resolve_model
+
+
+def eval_config(profile: str, eval_task: str) -> RunConfig:
+    return load_config(method="sft", task=eval_task, profile=profile)
+
+
+def eval_key(cfg: RunConfig) -> str:
+    content = {
+        "test": cfg.data.test,
+        "limit": cfg.data.test_limit,
+        "eval": cfg.eval.__dict__,
+        "pixels": [cfg.model.min_pixels, cfg.model.max_pixels],
+        "image": cfg.data.synthetic_image_size,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def eval_dir(folder: Path, profile: str, eval_task: str) -> Path:
+    """Where the evaluation of the model in `folder` on `eval_task`'s test set is kept."""
+    return folder / "eval" / f"{eval_task}-test-{eval_key(eval_config(profile, eval_task))}"
+
+
+def evaluate_cached(model: str, folder: Path, profile: str, eval_task: str) -> dict[str, Any]:
+    """Evaluate `model` on the profile's test set of `eval_task`, once; reuse the saved summary."""
+    out_dir = eval_dir(folder, profile, eval_task)
+    metrics = out_dir / "metrics.json"
+    if not metrics.is_file():
+        evaluate_checkpoint(eval_config(profile, eval_task), model, split="test", output=out_dir)
+    return json.loads(metrics.read_text())
+
+
+def base_folder(profile: str) -> tuple[str, Path]:
+    """The profile's base model and where its evaluations are kept (keyed by the resolved model)."""
+    cfg = eval_config(profile, "counting")
+    resolved = resolve_model(cfg.model.name_or_path, cfg)
+    key = hashlib.sha256(
+        str(Path(resolved).resolve() if Path(resolved).exists() else resolved).encode()
+    ).hexdigest()[:10]
+    return resolved, default_run_dir(cfg).parent / f"base-{key}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One job: train `config` (None: the base model) in `home`, then evaluate it on `eval_tasks`."""
+
+    name: str  # the run's name, or base/<eval task>
+    profile: str
+    home: Path  # the run directory (or the base model's evaluation folder)
+    eval_tasks: tuple[str, ...]
+    config: RunConfig | None = None
+
+    @property
+    def tag(self) -> str:
+        """The file stem of this unit's log and launch record inside home/launch/."""
+        return "run" if self.config is not None else f"eval-{self.eval_tasks[0]}"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "launch" / f"{self.tag}.log"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "profile": self.profile,
+            "home": str(self.home),
+            "eval_tasks": list(self.eval_tasks),
+            "config": self.config.to_dict() if self.config is not None else None,
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Unit:
+        config = config_from_dict(data["config"]) if data["config"] is not None else None
+        return Unit(data["name"], data["profile"], Path(data["home"]), tuple(data["eval_tasks"]), config)
+
+
+def grid_units(planned: list[PlannedRun], profile: str) -> list[Unit]:
+    """The distinct units of one or more plans, in plan order (a shared run is listed once, with
+    every eval task any plan asks of it)."""
+    units: dict[str, Unit] = {}
+    base = None
+    for run in planned:
+        if run.config is None:
+            base = base or base_folder(profile)[1]
+            for task in run.eval_tasks:
+                units.setdefault(f"base/{task}", Unit(f"base/{task}", profile, base, (task,)))
+            continue
+        known = units.get(run.name)
+        tasks = (
+            (*known.eval_tasks, *(t for t in run.eval_tasks if t not in known.eval_tasks))
+            if known
+            else run.eval_tasks
+        )
+        units[run.name] = Unit(run.name, profile, default_run_dir(run.config), tasks, run.config)
+    return list(units.values())
+
+
+def unit_done(unit: Unit) -> bool:
+    """Trained (when there is something to train) and evaluated on every eval task."""
+    if unit.config is not None and not RunDir(unit.home).is_done():
+        return False
+    return all((eval_dir(unit.home, unit.profile, t) / "metrics.json").is_file() for t in unit.eval_tasks)
+
+
+def run_unit(unit: Unit, *, evaluate: bool = True) -> None:
+    """Train (resuming from the newest checkpoint) and evaluate; a finished part is reused."""
+    if unit.config is None:
+        model, folder = base_folder(unit.profile)
+    else:
+        base_model = resolve_model(unit.config.model.name_or_path, unit.config)
+        final = run_training(unit.config, base_model=base_model, resume=True)
+        model, folder = str(final), final.parent
+    if evaluate:
+        for eval_task in unit.eval_tasks:
+            evaluate_cached(model, folder, unit.profile, eval_task)

@@ -1,0 +1,100 @@
+"""Device slicing, accelerate configs and command lines, SLURM parameters, the launch options:
+everything of `--jobs`, `--gpus-per-run` and `--launcher slurm` that needs no GPU and no cluster."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+import pytest
+
+from mr1cli import cli_launch
+from mr1cli.core.errors import ConfigError
+from mr1cli.experiments.launch import accelerate_cmd, base, devices, slurm
+from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
+
+
+@pytest.mark.parametrize("module", [devices, accelerate_cmd, slurm])
+def test_doctests(module):
+    assert doctest.testmod(module).failed == 0
+
+
+def test_eight_gpus_in_slices_of_two_give_four_disjoint_workers():
+    gpus = [str(i) for i in range(8)]
+    slots = devices.make_slots(4, 2, gpus, 64)
+    assert [s.env()["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0,1", "2,3", "4,5", "6,7"]
+    assert {s.threads for s in slots} == {16}
+    with pytest.raises(ConfigError, match="needs 10 GPUs; 8 visible"):
+        devices.make_slots(5, 2, gpus, 64)
+
+
+def test_two_cores_give_two_single_thread_workers(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda _: {0, 1})
+    slots = devices.make_slots(2, 0, [], devices.cpu_budget())
+    assert [s.env()["OMP_NUM_THREADS"] for s in slots] == ["1", "1"]
+    assert all(s.env()["CUDA_VISIBLE_DEVICES"] == "" for s in slots)
+
+
+def test_a_visible_device_list_is_sliced_as_named(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6,7")
+    assert [s.gpus for s in devices.make_slots(2, 2, devices.visible_gpus(), 8)] == [("3", "5"), ("6", "7")]
+
+
+def test_multi_gpu_runs_start_under_accelerate_with_a_generated_config(tmp_path):
+    ddp = accelerate_cmd.accelerate_config("ddp", 2)
+    assert (ddp["distributed_type"], ddp["num_processes"], ddp["num_machines"]) == ("MULTI_GPU", 2, 1)
+    zero3 = accelerate_cmd.accelerate_config("zero3", 4, num_machines=2, machine_rank=1, main_ip="n1")
+    assert zero3["distributed_type"] == "DEEPSPEED" and zero3["num_processes"] == 8
+    assert (zero3["machine_rank"], zero3["main_process_ip"]) == (1, "n1")
+    command = accelerate_cmd.worker_command(tmp_path / "job.json", accelerate_file=tmp_path / "acc.yaml")
+    assert command[1:5] == ["-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "acc.yaml")]
+    assert command[-3:] == ["-m", "mr1cli.experiments.launch.worker", str(tmp_path / "job.json")]
+    with pytest.raises(ConfigError, match="did you mean 'zero3'"):
+        accelerate_cmd.accelerate_config("zero-3", 2)
+
+
+def test_machine_rank_comes_from_slurm():
+    env = {"SLURM_NNODES": "4", "SLURM_NODEID": "3", "MASTER_ADDR": "gpu-01"}
+    assert accelerate_cmd.slurm_machine(env) == (4, 3, "gpu-01")
+
+
+def test_slurm_resources_from_flags_over_the_profile(tmp_path, monkeypatch):
+    (tmp_path / "p.yaml").write_text("launch:\n  slurm: {cpus: 8, mem: 64G, time: '4:00:00', partition: a}\n")
+    monkeypatch.setenv("MR1_PROFILES_DIR", str(tmp_path))
+    options = LaunchOptions(slurm={"partition": "b", "account": "lab", "sbatch": "qos:high"})
+    params = slurm.slurm_parameters(options, "p", 2)
+    assert params["cpus_per_task"] == 8 and params["partition"] == "b" and params["account"] == "lab"
+    flags = slurm.sbatch_flags(params)
+    assert "--gpus-per-node=2" in flags and "--time=4:00:00" in flags and "--qos=high" in flags
+    with pytest.raises(ConfigError, match="unknown --slurm key 'partiton'"):
+        slurm.slurm_parameters(LaunchOptions(slurm={"partiton": "x"}), "p", 0)
+
+
+def test_launchers_are_registered_and_unknown_ones_refused():
+    assert set(LAUNCHERS.names()) == {"local", "slurm"}
+    with pytest.raises(ConfigError, match="unknown launcher 'slrum'"):
+        LAUNCHERS.get("slrum")
+
+
+def test_launch_options_from_the_flags(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    options = cli_launch.launch_options(0, None, "ddp", False, ["cpus=4", "time=60"])
+    assert options.jobs == 2 and options.slurm == {"cpus": "4", "time": "60"}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        cli_launch.launch_options(1, None, "ddp", False, ["cpus"])
+    with pytest.raises(ConfigError, match="--jobs must be >= 0"):
+        cli_launch.launch_options(-1, None, "ddp", False, None)
+
+
+def test_launch_records_and_last_step(tmp_path):
+    from mr1cli.experiments.units import Unit
+
+    unit = Unit("base/counting", "tiny", tmp_path / "base-x", ("counting",))
+    base.write_record(unit, state="running", pid=1)
+    base.write_record(unit, state="done")
+    assert base.read_record(unit)["state"] == "done" and base.read_record(unit)["pid"] == 1
+    assert base.log_of(unit) == tmp_path / "base-x" / "launch" / "eval-counting.log"
+    assert base.last_step(unit) == (None, {})
+    assert Path(base.record_path(unit)).name == "eval-counting.json"
