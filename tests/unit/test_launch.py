@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mr1cli import cli_launch
+from mr1cli.cli import launch as cli_launch
 from mr1cli.core.errors import ConfigError
 from mr1cli.experiments.launch import accelerate_cmd, base, devices, slurm
 from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mr1cli import cli_launch as grid
+from mr1cli.cli import launch as grid
 from mr1cli.core.errors import ConfigError, Mr1Error
 from mr1cli.data.paths import input_dir, input_file, output_dir, output_file
 from mr1cli.training.progress import log_to_console
