@@ -9,20 +9,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mr1cli.core.errors import ConfigError, Mr1Error
+from mr1cli.cli_options import ClickException
+from mr1cli.cli_options import at_least as _at_least
+from mr1cli.core.errors import Mr1Error
 from mr1cli.data.paths import input_dir, input_file, output_dir, output_file
 from mr1cli.training.progress import log_to_console
 
-ClickException = typer.BadParameter.__mro__[2]  # typer vendors click; this is its ClickException
-_display_type = typer.core.TyperOption.display_type_rich
-
-
-def _no_type_for_flags(option: typer.core.TyperOption, ctx: object) -> str | None:
-    """typer 0.29 shows `<bool>` beside flags such as --help and --resume, which take no value."""
-    return None if option.is_flag else _display_type(option, ctx)
-
-
-typer.core.TyperOption.display_type_rich = _no_type_for_flags
 console = Console(stderr=True)
 app = typer.Typer(
     name="mr1",
@@ -96,14 +88,9 @@ def train(
         method=method, task=task, profile=profile, config_file=config, overrides=[*extra, *(overrides or [])]
     )
     if show_config:
-        import yaml
+        from mr1cli.config_loading import annotated_config
 
-        from mr1cli.config_loading import annotate_yaml, profile_path, profile_sources
-
-        sources = profile_sources(profile_path(profile), task, method)
-        typer.echo(f"# resolved config; a comment gives the source of a value set by profile '{profile}'")
-        typer.echo(annotate_yaml(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), sources))
-        return
+        return typer.echo(annotated_config(cfg, profile, task, method))
     from mr1cli.experiments.single_run import train_one
 
     log_to_console(console)
@@ -313,6 +300,41 @@ def data_show(
     show_dataset(source, task=task, out=out, n=n, image_root=image_root)
 
 
+@app.command(
+    epilog="Examples:\n\n    mr1 plan --method grpo-d --task counting --profile paper --gpu h100-80gb --gpus 8\n\n"
+    "    mr1 plan --method grpo-d --task geometry --gpu rtx4090 model.lora.enabled=true --zero 0"
+)
+def plan(
+    method: Annotated[str, typer.Option(help="sft, grpo or grpo-d")],
+    task: Task,
+    profile: Profile = "paper",
+    gpu: Annotated[
+        str | None, typer.Option(help="h100-80gb, a100-80gb, rtx4090… (default: detected)")
+    ] = None,
+    gpus: Annotated[int, typer.Option(help="GPUs the run uses (0 = the detected count, else 1)")] = 0,
+    zero: Annotated[int, typer.Option(help="DeepSpeed ZeRO stage of the launch (0 = one GPU or DDP)")] = 0,
+    overrides: Overrides = None,
+) -> None:
+    """Estimate peak GPU memory and time per step, term by term; say whether it fits and what would."""
+    from mr1cli.planning.command import plan_command
+
+    Console().print(plan_command(method, task, profile, gpu, gpus, zero, list(overrides or [])))
+
+
+@app.command(
+    epilog="Example:\n\n    mr1 export --checkpoint <RUN_DIR>/final --out <FOLDER> --merge" + PLACEHOLDERS
+)
+def export(
+    checkpoint: Annotated[str, typer.Option(help="checkpoint folder (LoRA adapters or full weights)")],
+    out: Annotated[Path, typer.Option(help="new folder for the standalone checkpoint")],
+    merge: Annotated[bool, typer.Option(help="fold LoRA adapters into the weights")] = False,
+) -> None:
+    """Write a checkpoint that loads without mr1 or peft (LoRA adapters merged into the weights)."""
+    from mr1cli.models.export import export_checkpoint
+
+    console.print(f"wrote {export_checkpoint(checkpoint, output_dir(out, '--out'), merge=merge)}")
+
+
 @bench_app.command(
     "grpo",
     epilog="Examples:\n\n    mr1 bench grpo --profile tiny\n\n    mr1 bench grpo --profile paper-shaped --steps 10",
@@ -346,11 +368,6 @@ def bench_eval(
     report = run_bench(profile=profile)
     Console().print(eval_table(report))
     console.print(f"wrote {', '.join(report['written'])}")
-
-
-def _at_least(value: int, minimum: int, option: str, note: str = "") -> None:
-    if value < minimum:
-        raise ConfigError(f"{option} must be >= {minimum}{' ' + note if note else ''}, got {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
