@@ -186,6 +186,8 @@ class _StopRequest:
 
 def check_optional_packages(cfg: RunConfig) -> None:
     """Fail before any model is loaded or any folder written when an optional package is missing."""
+    if cfg.model.lora.enabled and importlib.util.find_spec("peft") is None:
+        raise ConfigError("model.lora.enabled=true needs the peft package: pip install -e '.[lora]'")
     if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError(
             "train.tensorboard=true needs the tensorboard package: pip install -e '.[tensorboard]'"
