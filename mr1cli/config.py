@@ -114,7 +114,11 @@ class TrainConfig:
     )
     eval_every: int = _f(0, "evaluate on the test set every N steps (0 = only at the end); feeds figure 1")
     log_every: int = _f(1, "write metrics every N optimizer steps")
-    tensorboard: bool = _f(False, "also log to TensorBoard (needs the tensorboard extra)")
+    report_to: list[str] = _f(
+        [],
+        "experiment trackers through accelerate, e.g. [tensorboard, wandb, mlflow] (the trackers extra); "
+        "they log the metrics.jsonl metrics and the run config",
+    )
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
@@ -279,7 +283,7 @@ class RunConfig:
         """Hash of everything that changes the result (not where logs go or how often)."""
         content = self.to_dict()
         content.pop("profile")
-        for key in ("save_every", "save_minutes", "log_every", "tensorboard"):
+        for key in ("save_every", "save_minutes", "log_every", "report_to"):
             content["train"].pop(key)
         content["data"].pop("skip_bad")
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))

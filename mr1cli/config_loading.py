@@ -36,6 +36,7 @@ MOVED_KEYS = {
     "rl.beta_max": "rl.kl.beta_max",
     "rl.explore_frac": "rl.kl.explore_frac",
     "rl.kl_schedule": "rl.kl.name",
+    "train.tensorboard": "train.report_to=[tensorboard]",
 }
 
 
