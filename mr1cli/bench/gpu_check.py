@@ -67,7 +67,7 @@ def run_case(
         "plan_over_measured": round(plan.peak_bytes / max(memory["peak_bytes"], 1), 3),
         "gen_tokens_per_s": round(measured_tps, 1),
         "roofline_tokens_per_s": round(roofline.tokens_per_s, 1),
-        "roofline_fraction": round(measured_tps / roofline.tokens_per_s, 4),
+        "roofline_fraction": float(f"{measured_tps / roofline.tokens_per_s:.3g}"),
         "step_seconds": round(sum(row["perf/step_seconds"] for row in rows) / len(rows), 3),
         "plan_step_seconds": round(plan.time.total_s, 3),
         "memory_meter": "cuda max_memory_allocated" if device.type == "cuda" else "process RSS (cpu smoke)",
