@@ -21,9 +21,31 @@ PROFILES_DIR = EXPERIMENTS_DIR / "profiles"
 
 
 def _f(default: Any, help: str) -> Any:
-    if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata={"help": help})
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
+
+
+LORA_TEXT_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LORA_VISION_MODULES = ["qkv", "proj", "fc1", "fc2"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoraConfig:
+    enabled: bool = _f(False, "train low-rank adapters (peft) instead of every weight; needs the lora extra")
+    rank: int = _f(64, "adapter rank r")
+    alpha: float = _f(128.0, "adapter scale numerator: updates are scaled by alpha / rank")
+    dropout: float = _f(0.05, "dropout on the adapters' input")
+    target_modules: list[str] = _f(
+        LORA_TEXT_MODULES, "decoder linear layers that get adapters (names inside each decoder layer)"
+    )
+    vision: bool = _f(False, f"also adapt the vision tower's {', '.join(LORA_VISION_MODULES)} layers")
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1:
+            raise ConfigError("model.lora: rank must be >= 1, alpha > 0 and dropout in [0, 1)")
+        if not self.target_modules:
+            raise ConfigError("model.lora.target_modules: name at least one layer")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +64,7 @@ class ModelConfig:
     trust_remote_code: bool = _f(
         False, "allow a checkpoint's own Python code to run (off unless you trust it)"
     )
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
@@ -91,7 +114,11 @@ class TrainConfig:
     )
     eval_every: int = _f(0, "evaluate on the test set every N steps (0 = only at the end); feeds figure 1")
     log_every: int = _f(1, "write metrics every N optimizer steps")
-    tensorboard: bool = _f(False, "also log to TensorBoard (needs the tensorboard extra)")
+    report_to: list[str] = _f(
+        [],
+        "experiment trackers through accelerate, e.g. [tensorboard, wandb, mlflow] (the trackers extra); "
+        "they log the metrics.jsonl metrics and the run config",
+    )
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
@@ -256,7 +283,7 @@ class RunConfig:
         """Hash of everything that changes the result (not where logs go or how often)."""
         content = self.to_dict()
         content.pop("profile")
-        for key in ("save_every", "save_minutes", "log_every", "tensorboard"):
+        for key in ("save_every", "save_minutes", "log_every", "report_to"):
             content["train"].pop(key)
         content["data"].pop("skip_bad")
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))

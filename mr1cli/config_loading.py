@@ -36,6 +36,7 @@ MOVED_KEYS = {
     "rl.beta_max": "rl.kl.beta_max",
     "rl.explore_frac": "rl.kl.explore_frac",
     "rl.kl_schedule": "rl.kl.name",
+    "train.tensorboard": "train.report_to=[tensorboard]",
 }
 
 
@@ -57,6 +58,12 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{key}: expected a single value, got {value!r}")
         return value
+    if origin is list:  # a YAML list, or a comma-separated string from the command line
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ConfigError(f"{key}: expected a list like [a, b] or a,b, got {value!r}")
+        (item_type,) = typing.get_args(annotation)
+        return [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(items)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping like {{name: number}}, got {value!r}")
@@ -329,3 +336,13 @@ def annotate_yaml(text: str, sources: dict[str, str]) -> str:
                 line = f"{line}  # {sources[key]}"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def annotated_config(cfg: RunConfig, profile: str, task: str, method: str) -> str:
+    """The resolved config as YAML, each value a profile sets commented with its source (`--show-config`)."""
+    sources = profile_sources(profile_path(profile), task, method)
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)
+    return (
+        f"# resolved config; a comment gives the source of a value set by profile '{profile}'\n"
+        + annotate_yaml(text, sources)
+    )

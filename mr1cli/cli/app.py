@@ -10,21 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from mr1cli.cli import launch as grid
-from mr1cli.core.errors import ConfigError, Mr1Error
-from mr1cli.data.paths import input_dir, input_file, output_dir, output_file
+from mr1cli.cli.bench import bench_app
+from mr1cli.cli.data import data_app
+from mr1cli.cli.options import PLACEHOLDERS, ClickException, EvalOverrides, Overrides, Profile, Task, console
+from mr1cli.cli.options import at_least as _at_least
+from mr1cli.core.errors import Mr1Error
+from mr1cli.data.paths import input_dir, input_file, output_dir
 from mr1cli.training.progress import log_to_console
 
-ClickException = typer.BadParameter.__mro__[2]  # typer vendors click; this is its ClickException
-_display_type = typer.core.TyperOption.display_type_rich
-
-
-def _no_type_for_flags(option: typer.core.TyperOption, ctx: object) -> str | None:
-    """typer 0.29 shows `<bool>` beside flags such as --help and --resume, which take no value."""
-    return None if option.is_flag else _display_type(option, ctx)
-
-
-typer.core.TyperOption.display_type_rich = _no_type_for_flags
-console = Console(stderr=True)
 app = typer.Typer(
     name="mr1",
     help="Reproduce and extend OThink-MR1: GRPO / GRPO-D reinforcement learning for vision-language models.",
@@ -33,26 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(
-    help="Build synthetic datasets, validate real ones, look at examples.", no_args_is_help=True
-)
-bench_app = typer.Typer(
-    help="Measure speed against a reference trainer (TRL's GRPOTrainer).", no_args_is_help=True
-)
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
-
-Overrides = Annotated[
-    list[str] | None,
-    typer.Argument(help="config overrides as key=value, e.g. rl.kl.beta=0.02 reward.weights.format=0"),
-]
-EvalOverrides = Annotated[
-    list[str] | None,
-    typer.Argument(help="config overrides as key=value, e.g. eval.batch_size=8 eval.max_new_tokens=128"),
-]
-PLACEHOLDERS = "\n\nWords in <ANGLE_BRACKETS> are placeholders for your own paths."
-Profile = Annotated[str, typer.Option(help="tiny (embedded, CPU, offline) or paper (Qwen2-VL-2B, real data)")]
-Task = Annotated[str, typer.Option(help="counting or geometry")]
 
 
 @app.command(
@@ -97,14 +72,9 @@ def train(
         method=method, task=task, profile=profile, config_file=config, overrides=[*extra, *(overrides or [])]
     )
     if show_config:
-        import yaml
+        from mr1cli.config_loading import annotated_config
 
-        from mr1cli.config_loading import annotate_yaml, profile_path, profile_sources
-
-        sources = profile_sources(profile_path(profile), task, method)
-        typer.echo(f"# resolved config; a comment gives the source of a value set by profile '{profile}'")
-        typer.echo(annotate_yaml(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), sources))
-        return
+        return typer.echo(annotated_config(cfg, profile, task, method))
     from mr1cli.experiments.single_run import train_one
 
     log_to_console(console)
@@ -256,115 +226,39 @@ def config_keys(
     )
 
 
-@data_app.command(
-    "make",
-    epilog="Example:\n\n    mr1 data make --task counting --split test --n 200 --out data/synthetic/counting-test",
+@app.command(
+    epilog="Examples:\n\n    mr1 plan --method grpo-d --task counting --profile paper --gpu h100-80gb --gpus 8\n\n"
+    "    mr1 plan --method grpo-d --task geometry --gpu rtx4090 model.lora.enabled=true --zero 0"
 )
-def data_make(
+def plan(
+    method: Annotated[str, typer.Option(help="sft, grpo or grpo-d")],
     task: Task,
-    split: Annotated[str, typer.Option(help="train, warmup (the tiny base's warm-up set) or test (shifted)")],
-    n: Annotated[int, typer.Option(help="number of examples")],
-    out: Annotated[Path, typer.Option(help="output folder (refused if it holds a different dataset)")],
-    seed: Annotated[int, typer.Option(help="generator seed; the same seed gives byte-identical files")] = 0,
-    image_size: Annotated[int, typer.Option(help="image side in pixels")] = 112,
-) -> None:
-    """Generate a synthetic dataset in the public R1-V schema."""
-    from mr1cli.data.dataset_commands import make_dataset
-
-    output_dir(out, "--out")
-    make_dataset(task=task, split=split, n=n, out=out, seed=seed, image_size=image_size)
-
-
-@data_app.command(
-    "check",
-    epilog="Examples:\n\n"
-    "    mr1 data check synthetic:counting-test-200 --task counting\n\n"
-    "    mr1 data check <DATA_DIR>/superclevr_test200_counting_problems.jsonl --task counting "
-    "--image-root <DATA_DIR>\n\n"
-    "    mr1 data check leonardPKU/GEOQA_R1V_Train_8K --task geometry --skip-bad   # needs the hub or its cache"
-    + PLACEHOLDERS,
-)
-def data_check(
-    source: Annotated[str, typer.Argument(help="local path, HF dataset id, or synthetic:<task>-<split>-<n>")],
-    task: Task,
-    image_root: Annotated[
-        Path | None, typer.Option(help="folder that image paths are resolved under")
+    profile: Profile = "paper",
+    gpu: Annotated[
+        str | None, typer.Option(help="h100-80gb, a100-80gb, rtx4090… (default: detected)")
     ] = None,
-    skip_bad: Annotated[bool, typer.Option(help="count bad rows instead of stopping at the first")] = False,
+    gpus: Annotated[int, typer.Option(help="GPUs the run uses (0 = the detected count, else 1)")] = 0,
+    zero: Annotated[int, typer.Option(help="DeepSpeed ZeRO stage of the launch (0 = one GPU or DDP)")] = 0,
+    overrides: Overrides = None,
 ) -> None:
-    """Validate a dataset: every row, every image; print counts, answers and examples."""
-    from mr1cli.data.dataset_commands import check_dataset
+    """Estimate peak GPU memory and time per step, term by term; say whether it fits and what would."""
+    from mr1cli.planning.command import plan_command
 
-    if image_root is not None:
-        input_dir(image_root, "--image-root")
-    log_to_console(console)  # the loader's warnings (e.g. ground truths kept as text)
-    check_dataset(source, task=task, image_root=image_root, skip_bad=skip_bad)
+    Console().print(plan_command(method, task, profile, gpu, gpus, zero, list(overrides or [])))
 
 
-@data_app.command(
-    "show",
-    epilog="Example:\n\n    mr1 data show synthetic:geometry-test-200 --task geometry --out geometry.png",
+@app.command(
+    epilog="Example:\n\n    mr1 export --checkpoint <RUN_DIR>/final --out <FOLDER> --merge" + PLACEHOLDERS
 )
-def data_show(
-    source: Annotated[str, typer.Argument(help="local path, HF dataset id, or synthetic:<task>-<split>-<n>")],
-    task: Task,
-    out: Annotated[
-        Path, typer.Option(help="contact sheet to write: .png, .jpg/.jpeg or .webp (format by suffix)")
-    ] = Path("contact_sheet.png"),
-    n: Annotated[int, typer.Option(help="examples to show")] = 16,
-    image_root: Annotated[
-        Path | None, typer.Option(help="folder that image paths are resolved under")
-    ] = None,
+def export(
+    checkpoint: Annotated[str, typer.Option(help="checkpoint folder (LoRA adapters or full weights)")],
+    out: Annotated[Path, typer.Option(help="new folder for the standalone checkpoint")],
+    merge: Annotated[bool, typer.Option(help="fold LoRA adapters into the weights")] = False,
 ) -> None:
-    """Write a contact sheet of examples with their questions and answers."""
-    from mr1cli.data.contact_sheet import sheet_format
-    from mr1cli.data.dataset_commands import show_dataset
+    """Write a checkpoint that loads without mr1 or peft (LoRA adapters merged into the weights)."""
+    from mr1cli.models.export import export_checkpoint
 
-    _at_least(n, 1, "--n")
-    sheet_format(output_file(out, "--out"))
-    if image_root is not None:
-        input_dir(image_root, "--image-root")
-    show_dataset(source, task=task, out=out, n=n, image_root=image_root)
-
-
-@bench_app.command(
-    "grpo",
-    epilog="Examples:\n\n    mr1 bench grpo --profile tiny\n\n    mr1 bench grpo --profile paper-shaped --steps 10",
-)
-def bench_grpo(
-    profile: Annotated[
-        str, typer.Option(help="tiny (CPU) or paper-shaped (Qwen2-VL-2B architecture, GPU)")
-    ] = "tiny",
-    steps: Annotated[int, typer.Option(help="measured steps per trainer (after warm-up)")] = 5,
-) -> None:
-    """Time one GRPO-D step of mr1 against TRL's GRPOTrainer on identical work."""
-    from mr1cli.bench.report import grpo_table
-    from mr1cli.bench.runner import bench_grpo as run_bench
-
-    _at_least(steps, 1, "--steps")
-    log_to_console(console)
-    result = run_bench(profile=profile, steps=steps)
-    Console().print(grpo_table(result))
-    console.print(f"wrote {', '.join(result['written'])}")
-
-
-@bench_app.command("eval", epilog="Example:\n\n    mr1 bench eval --profile tiny")
-def bench_eval(
-    profile: Annotated[str, typer.Option(help="tiny or paper-shaped")] = "tiny",
-) -> None:
-    """Measure evaluation throughput (examples per second)."""
-    from mr1cli.bench.report import eval_table
-    from mr1cli.bench.runner import bench_eval as run_bench
-
-    log_to_console(console)
-    report = run_bench(profile=profile)
-    Console().print(eval_table(report))
-    console.print(f"wrote {', '.join(report['written'])}")
-
-
-def _at_least(value: int, minimum: int, option: str, note: str = "") -> None:
-    if value < minimum:
-        raise ConfigError(f"{option} must be >= {minimum}{' ' + note if note else ''}, got {value}")
+    console.print(f"wrote {export_checkpoint(checkpoint, output_dir(out, '--out'), merge=merge)}")
 
 
 def main(argv: list[str] | None = None) -> int:

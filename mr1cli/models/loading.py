@@ -33,6 +33,7 @@ from transformers.utils import logging as hf_logging
 
 from mr1cli.core.errors import CheckpointError, ConfigError
 from mr1cli.core.registry import did_you_mean
+from mr1cli.models.lora import adapter_base, add_lora, is_adapter_folder, load_adapters
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +121,27 @@ def load_model(
     max_pixels: int | None = None,
     freeze_vision: bool = False,
     trust_remote_code: bool = False,
+    lora: Any = None,
 ) -> LoadedModel:
-    """Load a Qwen2-VL / Qwen2.5-VL model and its processor from a hub id or a local folder."""
+    """Load a Qwen2-VL / Qwen2.5-VL model and its processor from a hub id or a local folder.
+
+    `lora` (a `model.lora` section) adds fresh trainable adapters, or makes the adapters of a LoRA
+    checkpoint folder trainable; without it a LoRA folder's adapters are merged into the weights."""
+    if is_adapter_folder(name_or_path):
+        base = load_model(
+            adapter_base(name_or_path),
+            device=device,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            gradient_checkpointing=gradient_checkpointing,
+            trust_remote_code=trust_remote_code,
+        )
+        model = load_adapters(base.model, name_or_path, trainable=lora is not None)
+        processor = _load_processor(name_or_path, name_or_path, trust_remote_code)
+        set_pixel_budget(processor, min_pixels=min_pixels, max_pixels=max_pixels)
+        return LoadedModel(
+            model=model.to(base.device), processor=processor, device=base.device, dtype=base.dtype
+        )
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
     attention = resolve_attn_implementation(attn_implementation, target, torch_dtype)
@@ -151,11 +171,13 @@ def load_model(
     set_pixel_budget(processor, min_pixels=min_pixels, max_pixels=max_pixels)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
-    if freeze_vision:
+    if freeze_vision and lora is None:
         vision_tower(model).requires_grad_(False)
     if gradient_checkpointing:
         _checkpointing(model, enable=True)
     model.to(target)
+    if lora is not None:
+        model = add_lora(model, lora).to(target)
     return LoadedModel(model=model, processor=processor, device=target, dtype=torch_dtype)
 
 
@@ -175,6 +197,7 @@ def load_for_config(
         max_pixels=m.max_pixels,
         freeze_vision=m.freeze_vision and trainable,
         trust_remote_code=m.trust_remote_code,
+        lora=m.lora if m.lora.enabled and trainable else None,
     )
 
 

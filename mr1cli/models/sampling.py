@@ -26,6 +26,7 @@ from torch import Tensor
 
 from mr1cli.core.registry import Registry
 from mr1cli.models.batching import Decoding, cut_after_eos, eos_token_ids, forbidden_token_ids, generate
+from mr1cli.models.lora import base_model
 from mr1cli.models.shared_prompt import PROMPT_KEYS
 
 
@@ -92,7 +93,7 @@ def sample_completions(
         out = model(**inputs, use_cache=True, logits_to_keep=1)  # prefill: B prompts, vision once each
         cache = out.cache
         cache.batch_repeat_interleave(group)  # [B·G, heads, P, d] per layer
-        rope_deltas = model.model.rope_deltas.repeat_interleave(group, dim=0)  # [N, 1]
+        rope_deltas = base_model(model).model.rope_deltas.repeat_interleave(group, dim=0)  # [N, 1]
         attention_mask = inputs["attention_mask"].repeat_interleave(group, dim=0)  # [N, P]
         logits = out.logits[:, -1].float().repeat_interleave(group, dim=0)  # [N, V]
         n = logits.shape[0]

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from mr1cli.core.grpo_loss import token_log_probs
+from mr1cli.models.lora import base_model
 
 # The processor outputs that make up a prompt (text, image patches and their grid).
 PROMPT_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "pixel_values", "image_grid_thw")
@@ -64,7 +65,9 @@ def grouped_log_probs(
     prompt = model(**prompt_rows(batch, num_generations, width), use_cache=True, logits_to_keep=1)
     cache = prompt.cache
     cache.batch_repeat_interleave(num_generations)  # [N, heads, P, d] per layer, differentiable
-    rope_deltas = model.model.rope_deltas.repeat_interleave(num_generations, dim=0)  # [N, 1] M-RoPE offset
+    rope_deltas = base_model(model).model.rope_deltas.repeat_interleave(
+        num_generations, dim=0
+    )  # [N, 1] M-RoPE offset
     attention_mask = batch["attention_mask"]  # [N, S]
     text_position = attention_mask.long().cumsum(dim=-1) - 1  # [N, S] index among the real tokens
     completion = model(

@@ -34,6 +34,7 @@ from mr1cli.training.checkpoints import (
 from mr1cli.training.progress import TrainingProgress
 from mr1cli.training.run_dir import RunDir
 from mr1cli.training.steps import shard, step_indices
+from mr1cli.training.trackers import check_trackers, start_trackers
 
 KEEP_CHECKPOINTS = 2
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def run_loop(
     hooks = hooks or LoopHooks()
     accelerator = recipe.accelerator
     is_main = accelerator.is_main_process
-    tensorboard = _tensorboard_writer(run) if cfg.train.tensorboard and is_main else None
+    tracking = start_trackers(accelerator, cfg, run)
     train = cfg.train
     stop = _StopRequest()
     last: dict[str, float] = {}
@@ -139,9 +140,8 @@ def run_loop(
                     metrics.update(hooks.evaluate(done_steps))
                 if is_main and (done_steps % train.log_every == 0 or done_steps == total_steps):
                     run.log_metrics({"step": done_steps, **metrics})
-                    if tensorboard is not None:
-                        for key, value in metrics.items():
-                            tensorboard.add_scalar(key, value, done_steps)
+                    if tracking:
+                        accelerator.log(metrics, step=done_steps)
                 last = metrics
                 progress.update(done_steps, metrics)
                 if stop.signal_number:
@@ -160,8 +160,8 @@ def run_loop(
                 accelerator.wait_for_everyone()
     finally:
         stop.restore()
-        if tensorboard is not None:
-            tensorboard.close()
+        if tracking:
+            accelerator.end_training()
     return last
 
 
@@ -185,17 +185,9 @@ class _StopRequest:
 
 def check_optional_packages(cfg: RunConfig) -> None:
     """Fail before any model is loaded or any folder written when an optional package is missing."""
-    if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise ConfigError(
-            "train.tensorboard=true needs the tensorboard package: pip install -e '.[tensorboard]'"
-        )
-
-
-def _tensorboard_writer(run: RunDir) -> Any:
-    """A SummaryWriter logging into <run>/tensorboard (train.tensorboard=true)."""
-    from torch.utils.tensorboard import SummaryWriter  # optional: checked by check_optional_packages
-
-    return SummaryWriter(log_dir=str(run.path / "tensorboard"))
+    if cfg.model.lora.enabled and importlib.util.find_spec("peft") is None:
+        raise ConfigError("model.lora.enabled=true needs the peft package: pip install -e '.[lora]'")
+    check_trackers(cfg.train.report_to)
 
 
 def finish_run(

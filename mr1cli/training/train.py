@@ -23,14 +23,15 @@ from mr1cli.training.loop import (
 from mr1cli.training.recipes import RECIPES
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.training.steps import total_steps
+from mr1cli.training.trackers import accelerator_kwargs
 
 logger = logging.getLogger(__name__)
 
 
-def _accelerator() -> Any:
+def _accelerator(cfg: RunConfig, run: RunDir) -> Any:
     from accelerate import Accelerator
 
-    return Accelerator()
+    return Accelerator(**accelerator_kwargs(cfg, run))
 
 
 def run_training(
@@ -82,7 +83,7 @@ def _train(
         logger.warning("%s has no checkpoint yet: starting again from step 0", run.path)
     examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
     steps = total_steps(len(examples), cfg.train)
-    accelerator = _accelerator()
+    accelerator = _accelerator(cfg, run)
     recipe = _build_recipe(cfg, examples, base_path, checkpoint, steps, accelerator)
     start = 0
     if checkpoint is not None:

@@ -214,6 +214,7 @@ def test_bench_grpo_cli_end_to_end(cache, monkeypatch, capsys):
     pytest.importorskip("trl")
     from mr1cli.cli import main
 
+    cache.mkdir(parents=True, exist_ok=True)  # the fixture names the folder; nothing has made it yet
     monkeypatch.chdir(cache)
     assert main(["bench", "grpo", "--profile", "tiny", "--steps", "1"]) == 0
     out = capsys.readouterr().out

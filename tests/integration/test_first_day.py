@@ -247,7 +247,7 @@ def test_missing_optional_package_fails_before_anything_is_written(tmp_path, cap
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda n, *a: None if n == "tensorboard" else find_spec(n, *a)
     )
-    code = main([*TRAIN, "--output", str(tmp_path / "run"), "train.tensorboard=true"])
+    code = main([*TRAIN, "--output", str(tmp_path / "run"), "train.report_to=tensorboard"])
     one_line_error(capsys, code, "tensorboard")
     assert not (tmp_path / "run").exists()
 

@@ -39,6 +39,7 @@ from mr1cli.models.batching import (
     sequence_log_probs,
 )
 from mr1cli.models.loading import load_for_config
+from mr1cli.models.lora import reference_off
 from mr1cli.models.sampling import SAMPLERS
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
 
@@ -76,7 +77,9 @@ class GRPORecipe:
         self.processor = policy.processor
         # Load π_ref whenever β can be positive at any step, even if β(0) = 0.
         self.reference = None
-        if self.schedule.can_be_positive(total_steps):
+        # With LoRA, π_ref is the policy with its adapters off (models/lora.py): no second copy.
+        self.reference_is_policy = cfg.model.lora.enabled and self.schedule.can_be_positive(total_steps)
+        if self.schedule.can_be_positive(total_steps) and not self.reference_is_policy:
             reference = self._load(reference_path, for_reference=True).model
             reference.requires_grad_(False)
             self.reference = reference.eval()
@@ -140,6 +143,9 @@ class GRPORecipe:
         started = time.perf_counter()
         log_probs = self._log_probs_fn(shared=rl.shared_prompt_forward)  # no grad, unwrapped models
         logp_ref = log_probs(self.reference, batch) if self.reference is not None else None
+        if self.reference_is_policy:
+            with reference_off(policy) as reference:
+                logp_ref = log_probs(reference, batch)
         logp_old = log_probs(policy, batch) if rl.num_iterations > 1 else None
         timings["reference"] += time.perf_counter() - started
         lengths = torch.tensor([len(c) for c in completions], dtype=torch.float32)

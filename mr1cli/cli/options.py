@@ -1,0 +1,40 @@
+"""Pieces every command shares: the stderr console, option types, typer's help display fix, checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mr1cli.core.errors import ConfigError
+
+ClickException = typer.BadParameter.__mro__[2]  # typer vendors click; this is its ClickException
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _no_type_for_flags(option: typer.core.TyperOption, ctx: object) -> str | None:
+    """typer 0.29 shows `<bool>` beside flags such as --help and --resume, which take no value."""
+    return None if option.is_flag else _display_type(option, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_type_for_flags
+
+
+def at_least(value: int, minimum: int, option: str, note: str = "") -> None:
+    if value < minimum:
+        raise ConfigError(f"{option} must be >= {minimum}{' ' + note if note else ''}, got {value}")
+
+
+console = Console(stderr=True)
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="config overrides as key=value, e.g. rl.kl.beta=0.02 reward.weights.format=0"),
+]
+EvalOverrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="config overrides as key=value, e.g. eval.batch_size=8 eval.max_new_tokens=128"),
+]
+PLACEHOLDERS = "\n\nWords in <ANGLE_BRACKETS> are placeholders for your own paths."
+Profile = Annotated[str, typer.Option(help="tiny (embedded, CPU, offline) or paper (Qwen2-VL-2B, real data)")]
+Task = Annotated[str, typer.Option(help="counting or geometry")]

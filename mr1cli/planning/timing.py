@@ -1,0 +1,68 @@
+"""Time of one optimizer step, from FLOPs, memory bandwidth and a per-token decoding overhead.
+
+Rollouts are decoding-bound: each new token reads the decoder weights and the KV cache once
+(the bandwidth roofline), plus a fixed per-layer kernel-launch cost that dominates small models on
+big GPUs. The reference forward and the update are compute-bound at an assumed model-FLOPs
+utilisation. These are planning numbers (±50 %); `scripts/gpu-check.sh` measures the real ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mr1cli.planning.gpus import GpuKind
+from mr1cli.planning.memory import Workload
+from mr1cli.planning.shapes import image_patches
+
+MFU = 0.35  # achieved / peak dense bf16 FLOP/s for the forward and backward passes
+DECODE_LAUNCH_S_PER_LAYER = 0.4e-3  # eager PyTorch: ~20 kernels per decoder layer per new token
+ZERO3_GATHER_GBPS = 150.0  # ZeRO-3 re-gathers the sharded weights for every decoding step
+
+
+@dataclass(frozen=True)
+class StepTime:
+    generation_s: float
+    reference_s: float
+    update_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.generation_s + self.reference_s + self.update_s
+
+
+def step_time(w: Workload, gpu: GpuKind, prompts_per_step: int) -> StepTime:
+    """Seconds per optimizer step on one of `w.gpus` GPUs of kind `gpu`.
+
+    >>> from mr1cli.planning.gpus import gpu_kind
+    >>> from mr1cli.planning.shapes import QWEN2_VL_2B
+    >>> t = step_time(Workload(shape=QWEN2_VL_2B, gpus=8), gpu_kind("h100-80gb"), prompts_per_step=16)
+    >>> round(t.generation_s, 1), round(t.update_s, 2)
+    (12.5, 0.86)
+    """
+    s = w.shape
+    flops = gpu.bf16_tflops * 1e12 * MFU
+    chunks = math.ceil(prompts_per_step / w.gpus / w.micro_batch)
+    text, vision = s.text_params(), s.vision_params()
+    prompt_tokens = w.micro_batch * w.prompt_tokens
+    patches = w.micro_batch * image_patches(w.max_pixels)
+    seq_tokens = w.sequences * (w.prompt_tokens + (w.completion_tokens if w.rollouts else 0))
+    generation = 0.0
+    if w.rollouts:
+        weights = text * w.dtype_bytes
+        kv_per_token = 2 * s.layers * s.kv_dim * w.dtype_bytes
+        mean_kv = kv_per_token * w.sequences * (w.prompt_tokens + w.completion_tokens / 2)
+        read_s = (weights + mean_kv) / (gpu.bandwidth_gbps * 1e9)
+        if w.zero >= 3:
+            read_s += weights / (ZERO3_GATHER_GBPS * 1e9)
+        compute_s = 2 * text * w.sequences / flops
+        decode = w.completion_tokens * (max(read_s, compute_s) + s.layers * DECODE_LAUNCH_S_PER_LAYER)
+        prefill = (2 * text * prompt_tokens + 2 * vision * patches) / flops
+        generation = chunks * (decode + prefill)
+    copies = w.generations if w.rollouts and not w.shares_prompt_in_update else 1
+    forward = 2 * text * seq_tokens + 2 * vision * patches * copies
+    reference = chunks * forward / flops if w.reference else 0.0
+    backward = 2 if w.lora is not None else 4  # LoRA: input gradients only
+    passes = 1 + backward / 2 + (1 if w.gradient_checkpointing else 0)
+    update = chunks * passes * forward / flops
+    return StepTime(generation, reference, update)
