@@ -133,7 +133,7 @@ def test_lora_grpo_d_raises_accuracy_on_a_learnable_toy(module_cache, tiny_model
         "model.lora.dropout=0.0",
         "data.train=synthetic:counting-warmup-200",
         "train.learning_rate=3e-3",
-        "train.max_steps=50",
+        "train.max_steps=150",
         "rl.num_generations=8",
         "train.prompts_per_step=8",
         "train.micro_batch=8",
@@ -143,6 +143,6 @@ def test_lora_grpo_d_raises_accuracy_on_a_learnable_toy(module_cache, tiny_model
     run_training(cfg, output_dir=tmp_path / "grpo", train_examples=toy)
     accuracy = [row["reward/accuracy"] for row in RunDir(tmp_path / "grpo").read_metrics()]
     first, last = sum(accuracy[:10]) / 10, sum(accuracy[-10:]) / 10
-    # Measured (1 thread): 0.13 → 0.26 in 50 steps; lr 1e-2 collapses the policy. LoRA learns slower
-    # than full fine-tuning (0.16 → 0.91 at lr 1e-3), so the bar is lower.
-    assert last > first + 0.08, (first, last, accuracy)
+    # Measured over 150 steps (last 10 steps): 0.12 → 0.63 with one torch thread (the jump comes after
+    # ~50 steps), 0.12 → 0.68 with two (after ~90); at 50 steps it was only 0.13 → 0.26.
+    assert last > 0.45 and last > first + 0.3, (first, last, accuracy)
