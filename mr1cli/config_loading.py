@@ -22,7 +22,12 @@ import yaml
 
 from mr1cli.config import PROFILES_DIR, RunConfig
 from mr1cli.core.errors import ConfigError
-from mr1cli.core.kl_schedules import build_schedule, schedule_from_settings, schedule_settings
+from mr1cli.core.kl_schedules import (
+    build_schedule,
+    schedule_from_settings,
+    schedule_parameters,
+    schedule_settings,
+)
 from mr1cli.core.methods import METHODS
 from mr1cli.core.registry import did_you_mean
 from mr1cli.core.rewards import REWARDS
@@ -267,8 +272,37 @@ def load_config(
 
 
 def config_from_dict(values: dict[str, Any]) -> RunConfig:
-    """Rebuild a RunConfig saved with `to_dict` (a run directory's config.json)."""
-    return check_names(_build(RunConfig, values))
+    """Rebuild a RunConfig saved with `to_dict` (a run directory's config.json), earlier versions'
+    included (see `upgrade_saved_config`)."""
+    return check_names(_build(RunConfig, upgrade_saved_config(values)))
+
+
+def upgrade_saved_config(values: dict[str, Any]) -> dict[str, Any]:
+    """A saved config in today's shape: the flat KL keys of earlier versions become `rl.kl` (only the
+    parameters the method's schedule takes) and `train.tensorboard` becomes `train.report_to`.
+
+    >>> old = {"method": "grpo", "rl": {"beta": 0.04, "beta_min": 0.04, "beta_max": 0.1, "kl_schedule": ""},
+    ...        "train": {"tensorboard": False}}
+    >>> upgrade_saved_config(old)
+    {'method': 'grpo', 'rl': {'kl': {'name': 'constant', 'beta': 0.04}}, 'train': {'report_to': []}}
+    """
+    rl, train = dict(values.get("rl") or {}), dict(values.get("train") or {})
+    legacy = {
+        key: rl.pop(key)
+        for key in ("beta", "beta_min", "beta_max", "explore_frac", "kl_schedule")
+        if key in rl
+    }
+    if legacy and "kl" not in rl:
+        name = legacy.pop("kl_schedule", "") or METHODS.get(str(values.get("method", ""))).kl_schedule
+        taken = schedule_parameters(name) if name else ()
+        rl["kl"] = {"name": name, **{k: v for k, v in legacy.items() if k in taken}} if name else {}
+    if "tensorboard" in train:
+        train.setdefault("report_to", ["tensorboard"] if train.pop("tensorboard") else [])
+    upgraded = dict(values)
+    for section, content in (("rl", rl), ("train", train)):
+        if section in values:
+            upgraded[section] = content
+    return upgraded
 
 
 # ---------------------------------------------------------------- where a profile's values come from

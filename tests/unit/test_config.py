@@ -1,5 +1,8 @@
 """Config layering, overrides, type checks and run fingerprints."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from mr1cli.config import describe_fields
@@ -176,3 +179,13 @@ def test_show_config_prints_the_source_of_each_paper_value(capsys):
     assert "  skip_zero_advantage_steps: false  # inferred (R1-V)" in out
     assert "  scoring: r1v  # inferred (R1-V)" in out
     assert yaml.safe_load(out) == load_config(method="grpo-d", task="geometry", profile="paper").to_dict()
+
+
+def test_a_run_directory_saved_by_an_earlier_version_still_loads():
+    # config.json of a GRPO run made before the KL parameters moved into rl.kl (flat rl.beta…,
+    # train.tensorboard): `mr1 eval` on such a run reads it with today's shape.
+    saved = json.loads((Path(__file__).parent / "saved_configs" / "grpo-counting-v0.json").read_text())
+    assert saved["rl"]["beta"] == 0.04 and "kl" not in saved["rl"] and saved["train"]["tensorboard"] is False
+    cfg = config_from_dict(saved)
+    assert cfg.rl.kl == {"name": "constant", "beta": 0.04} and cfg.train.report_to == []
+    assert cfg.method == "grpo" and cfg.rl.num_generations == saved["rl"]["num_generations"]
