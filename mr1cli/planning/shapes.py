@@ -3,6 +3,7 @@ and the parameter counts that follow from them, for the Qwen2-VL architecture.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,18 +119,9 @@ QWEN2_VL_2B = ModelShape(
     vision_mlp_ratio=4,
     vision_heads=16,
 )
-QWEN2_VL_7B = ModelShape(
-    vocab=152064,
-    hidden=3584,
-    intermediate=18944,
-    layers=28,
-    heads=28,
-    kv_heads=4,
-    tied_embeddings=False,
-    vision_depth=32,
-    vision_dim=1280,
-    vision_mlp_ratio=4,
-    vision_heads=16,
+# 7B: the same vision tower and depth; a wider decoder with untied embeddings.
+QWEN2_VL_7B = dataclasses.replace(
+    QWEN2_VL_2B, vocab=152064, hidden=3584, intermediate=18944, heads=28, kv_heads=4, tied_embeddings=False
 )
 # The embedded tiny model (zoo/tiny.py build_tiny_model defaults; a test checks they agree).
 TINY = ModelShape(
