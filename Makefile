@@ -6,7 +6,7 @@ PIP    := $(BIN)/python -m pip install -q -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup setup-bench test test-fast test-slow reproduce figures bench lint clean
+.PHONY: setup setup-bench test test-fast test-slow test-paper reproduce figures bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -23,15 +23,19 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 
 # All tests: the fast suite, then the slow end-to-end suites. pytest exits 5 when it
 # collects nothing, which fails the target like any other failure.
+# The `paper` tests (the paper profile at real size, ~6 min on 2 CPU cores) are left to `test-paper`.
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -q
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m "not slow and not paper" -q
+	$(BIN)/python -m pytest -m "slow and not paper" -q
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow and not paper" -q
 
 test-slow: setup
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m "slow and not paper" -q
+
+test-paper: setup
+	$(BIN)/python -m pytest -m paper -q -s
 
 # --jobs 0: one worker per CPU thread (or per GPU) of this machine; JOBS=1 runs in one process.
 JOBS ?= 0

@@ -75,9 +75,24 @@ def add_lora(model: Any, lora: Any, *, seed: int = 0) -> Any:
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return get_peft_model(model, config)
+            wrapped = get_peft_model(model, config)
     except ValueError as error:
         raise ConfigError(f"model.lora.target_modules: {str(error).splitlines()[0]}") from None
+    if not lora.vision:
+        _keep_frozen_vision_out_of_backward(wrapped)
+    return wrapped
+
+
+def _keep_frozen_vision_out_of_backward(model: Any) -> None:
+    """With gradient checkpointing, peft makes every input embedding's output require grad
+    (transformers' `enable_input_require_grads`), the vision tower's patch embedding included, so
+    the backward pass ran through the whole frozen tower for gradients nothing uses (found by the
+    real-size paper-profile test). Drop that hook from the vision tower's embedding only."""
+    for module in model.modules():
+        if "Vision" in type(module).__name__ and hasattr(module, "get_input_embeddings"):
+            hooks = module.get_input_embeddings()._forward_hooks
+            for key in [k for k, hook in hooks.items() if hook.__name__ == "make_inputs_require_grads"]:
+                del hooks[key]
 
 
 def load_adapters(model: Any, folder: str, *, trainable: bool) -> Any:

@@ -37,6 +37,16 @@ def paper_shaped_config(processor) -> Qwen2VLConfig:
     return qwen2_vl_config(processor.tokenizer, TEXT_SHAPE, VISION_SHAPE, dtype="bfloat16")
 
 
+def shrunk_paper_shaped_config(
+    processor, *, text_layers: int = 2, vision_depth: int = 2, dtype: str = "float32"
+) -> Qwen2VLConfig:
+    """Qwen2-VL-2B's widths, GQA, vocabulary and vision patching with fewer decoder layers and vision
+    blocks: the shapes that decide image-token counts, prompt lengths and dtypes, at CPU cost."""
+    text = {**TEXT_SHAPE, "num_hidden_layers": text_layers}
+    vision = {**VISION_SHAPE, "depth": vision_depth}
+    return qwen2_vl_config(processor.tokenizer, text, vision, dtype=dtype)
+
+
 def ensure_paper_shaped_model(cache_dir: Path, tokenizer_source: Path, *, seed: int = 0) -> Path:
     """Build the paper-shaped checkpoint once under `cache_dir` (atomically) and return its folder."""
     out_dir = cache_dir / f"qwen2-vl-2b-shaped-v{PAPER_SHAPED_VERSION}"
@@ -44,7 +54,12 @@ def ensure_paper_shaped_model(cache_dir: Path, tokenizer_source: Path, *, seed: 
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     processor = AutoProcessor.from_pretrained(tokenizer_source)
-    config = paper_shaped_config(processor)
+    return save_random_model(paper_shaped_config(processor), processor, out_dir, seed=seed)
+
+
+def save_random_model(config: Qwen2VLConfig, processor, out_dir: Path, *, seed: int = 0) -> Path:
+    """A seeded random init of `config` in bfloat16, saved with `processor` as a checkpoint folder."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"  # random init of 2.2 B weights is slow on CPU
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

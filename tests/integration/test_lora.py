@@ -146,3 +146,18 @@ def test_lora_grpo_d_raises_accuracy_on_a_learnable_toy(module_cache, tiny_model
     # Measured over 150 steps (last 10 steps): 0.12 → 0.63 with one torch thread (the jump comes after
     # ~50 steps), 0.12 → 0.68 with two (after ~90); at 50 steps it was only 0.13 → 0.26.
     assert last > 0.45 and last > first + 0.3, (first, last, accuracy)
+
+
+def test_checkpointed_lora_keeps_the_frozen_vision_tower_out_of_backward(tiny_model_dir):
+    """peft's checkpointing preparation made the vision tower's output require grad: the backward
+    pass then ran through the whole frozen tower (found by the real-size paper-profile test)."""
+    from mr1cli.models.loading import vision_tower
+    from mr1cli.models.lora import base_model
+
+    for vision, expected in [(False, False), (True, True)]:
+        lora = LoraConfig(enabled=True, rank=4, vision=vision)
+        model = load_model(str(tiny_model_dir), device="cpu", gradient_checkpointing=True, lora=lora).model
+        embed = vision_tower(base_model(model)).get_input_embeddings()
+        out = embed(torch.randn(16, embed.proj.weight[0].numel()))
+        assert out.requires_grad is expected
+        assert base_model(model).get_input_embeddings()(torch.tensor([[1, 2]])).requires_grad

@@ -17,8 +17,7 @@ from mr1cli.models.batching import append_completions, chat_prompt, encode_promp
 from mr1cli.models.loading import _checkpointing, set_pixel_budget
 from mr1cli.planning.memory import Workload, memory_terms
 from mr1cli.planning.shapes import TINY, image_tokens, shape_from_hf_config
-from mr1cli.zoo.paper_shaped import TEXT_SHAPE, VISION_SHAPE
-from mr1cli.zoo.tiny import qwen2_vl_config
+from mr1cli.zoo.paper_shaped import shrunk_paper_shaped_config
 
 TOLERANCE = 0.25  # |estimate / measured − 1| for the update phase
 
@@ -79,9 +78,7 @@ def test_tiny_model_update_memory_matches_the_estimate(tiny_model_dir, checkpoin
 @pytest.fixture(scope="module")
 def shrunk_paper_shaped(tiny_model_dir):
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
-    text = {**TEXT_SHAPE, "num_hidden_layers": 2}
-    vision = {**VISION_SHAPE, "depth": 2}
-    config = qwen2_vl_config(processor.tokenizer, text, vision, dtype="float32")
+    config = shrunk_paper_shaped_config(processor, text_layers=2, vision_depth=2)
     torch.manual_seed(0)
     model = Qwen2VLForConditionalGeneration(config)
     return model, processor, shape_from_hf_config(config.to_dict())

@@ -43,7 +43,9 @@ def test_paper_profile_fits_8_h100_and_names_every_term():
         "vision activations",
         "logits",
     }
-    assert any("max_prompt_length" in note for note in plan.notes)  # 512 image tokens + text > 512
+    assert not any("max_prompt_length" in note for note in plan.notes)  # 512 image tokens + text < 1024
+    short = make_plan(paper("rl.max_prompt_length=512"), gpu_kind("h100-80gb"), gpus=8, zero=0)
+    assert any("max_prompt_length" in note for note in short.notes)  # 512 image tokens + text > 512
 
 
 def test_zero3_shards_weights_gradients_and_optimiser():
