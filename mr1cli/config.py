@@ -77,6 +77,12 @@ class ModelConfig:
 class DataConfig:
     train: str = _f("", "training set: local path, HF dataset id, or synthetic:<task>-<split>-<n>")
     test: str = _f("", "test set, same forms as data.train")
+    heldout: str = _f(
+        "",
+        "unshifted held-out set from the training distribution (tiny profile: synthetic:<task>-heldout-<n>);"
+        " evaluated beside data.test, and its first data.probe_size examples are the training probe",
+    )
+    probe_size: int = _f(0, "examples of data.heldout scored greedily every train.eval_every steps (0 = off)")
     warmup: str = _f("", "warm-up set used to build the tiny base model")
     image_root: str = _f(
         "", "folder that image paths in the data files are resolved under (default: the file's folder)"
@@ -90,8 +96,8 @@ class DataConfig:
     synthetic_image_size: int = _f(112, "side in pixels of synthetic images")
 
     def __post_init__(self) -> None:
-        if self.train_limit < 0 or self.test_limit < 0:
-            raise ConfigError("data.train_limit and data.test_limit must be >= 0")
+        if self.train_limit < 0 or self.test_limit < 0 or self.probe_size < 0:
+            raise ConfigError("data.train_limit, data.test_limit and data.probe_size must be >= 0")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_REASONS = 5
-SYNTHETIC_DEFAULT_N = {"train": 2000, "warmup": 2000, "test": 200}
+SYNTHETIC_DEFAULT_N = {"train": 2000, "warmup": 2000, "heldout": 1000, "test": 1000}
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
 _DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".arrow", ".csv")
 KNOWN_SPLITS = ("train", "test", "validation", "valid", "val", "dev", "eval")
@@ -373,12 +373,13 @@ def _synthetic_file(source: str, task: str, cache_dir: Path, seed: int, image_si
     n = int(match["n"]) if match["n"] else SYNTHETIC_DEFAULT_N[split]
     if n < 1:
         raise ConfigError(f"bad synthetic source '{source}': the size must be at least 1")
-    name = f"{data_task}-{split}-{n}-s{seed}" + ("" if image_size == 112 else f"-px{image_size}")
+    synthetic = importlib.import_module("mr1cli.data.synthetic.splits")
+    version = synthetic.GENERATOR_VERSION
+    name = f"{data_task}-{split}-{n}-s{seed}-v{version}" + ("" if image_size == 112 else f"-px{image_size}")
     out_dir = cache_dir / "synthetic" / name
     marker = out_dir / ".mr1-data-file"
     if not marker.is_file():
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        synthetic = importlib.import_module("mr1cli.data.synthetic.splits")
         tmp_dir = out_dir.with_name(f".{name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp_dir, ignore_errors=True)
         written = synthetic.write_split(

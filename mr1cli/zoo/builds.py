@@ -29,7 +29,7 @@ from mr1cli.zoo.tiny import build_tiny_model
 
 logger = logging.getLogger(__name__)
 
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 
 
 # Model names that stand for a model this module builds into the cache on first use.

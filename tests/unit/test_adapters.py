@@ -324,13 +324,13 @@ def test_synthetic_source_is_generated_once_into_the_cache(tmp_path, monkeypatch
         return superclevr_test(out_dir, counts=list(range(n)), sizes=[(image_size, image_size)] * n)
 
     monkeypatch.setitem(
-        sys.modules, "mr1cli.data.synthetic.splits", types.SimpleNamespace(write_split=write_split)
+        sys.modules, "mr1cli.data.synthetic.splits", types.SimpleNamespace(write_split=write_split, GENERATOR_VERSION=2)
     )
     for _ in range(2):
         split = load_split("synthetic:counting-test-3", task="counting", cache_dir=tmp_path, synthetic_seed=7)
         assert [e.truth for e in split.examples] == ["0", "1", "2"]
     assert calls == [("counting", "test", 3, 7, 112)]
-    assert split.path.parent == tmp_path / "synthetic" / "counting-test-3-s7"
+    assert split.path.parent == tmp_path / "synthetic" / "counting-test-3-s7-v2"
     with pytest.raises(ConfigError, match="holds counting data, but the task is geometry"):
         load_split("synthetic:counting-test-3", task="geometry", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="bad synthetic source"):

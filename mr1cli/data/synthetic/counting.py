@@ -6,7 +6,7 @@ question is "How many items are there in the image?" or a colour / shape filtere
 
 The test split shifts the distribution the way SuperCLEVR shifts CLEVR, while staying countable:
 an unseen object type (cones) and unseen colours (cyan, brown), light from the upper right on a
-warmer floor, 2–9 objects, and R1-V's SuperCLEVR wording "How many different items are there in
+warmer floor, 2–8 objects (every test answer is one training can reach), and R1-V's SuperCLEVR wording "How many different items are there in
 the image?" for the unfiltered question (75 % of test questions; the filters name train-time
 colours and shapes only). No object hides or touches another (rejection-sampled positions).
 """
@@ -61,13 +61,13 @@ TRAIN_STYLE = Style(
 TEST_STYLE = Style(
     shapes=("sphere", "cube", "cylinder", "cone"),
     colours=TEST_COLOURS,
-    counts=(2, 9),
+    counts=(2, 8),
     unfiltered_question="How many different items are there in the image?",
     p_unfiltered=0.75,
     light_from_right=True,
     floor_tint=(8, 3, -6),
 )
-STYLES = {"train": TRAIN_STYLE, "warmup": TRAIN_STYLE, "test": TEST_STYLE}
+STYLES = {"train": TRAIN_STYLE, "warmup": TRAIN_STYLE, "heldout": TRAIN_STYLE, "test": TEST_STYLE}
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _sample_target(rng: random.Random, style: Style, objects: list[SceneObject])
 
 
 def sample_scene(rng: random.Random, split: str) -> CountingScene:
-    """Draw one scene for `split` ("train", "warmup" or "test") from `rng`."""
+    """Draw one scene for `split` ("train", "warmup", "heldout" or "test") from `rng`."""
     style = STYLES[split]
     objects = _sample_objects(rng, style, rng.randint(*style.counts))
     target = _sample_target(rng, style, objects)

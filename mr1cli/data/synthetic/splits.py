@@ -31,8 +31,9 @@ from mr1cli.core.errors import ConfigError
 from mr1cli.core.registry import did_you_mean
 from mr1cli.core.task import SyntheticGenerator, get_task
 
-SPLITS = ("train", "warmup", "test")
-GENERATOR_VERSION = 1  # bump whenever the same arguments would produce different files
+SPLITS = ("train", "warmup", "heldout", "test")
+# heldout: fresh draws from the training distribution (unshifted), written like a test set
+GENERATOR_VERSION = 2  # bump whenever the same arguments would produce different files
 MIN_IMAGE_SIZE = 32
 
 
@@ -155,6 +156,7 @@ def _write_jsonl(rows: list[SyntheticRow], folder: Path, synth: SyntheticGenerat
 _WRITERS: dict[str, Callable[[list[SyntheticRow], Path, SyntheticGenerator], str]] = {
     "train": _write_parquet,
     "warmup": _write_parquet,
+    "heldout": _write_jsonl,
     "test": _write_jsonl,
 }
 
