@@ -104,6 +104,21 @@ def base_line(ax: Axes, table: pd.DataFrame, eval_task: str, ours: str) -> None:
         )
 
 
+def clipped_error_bars(means: list[float], lows: list[float], highs: list[float]) -> list[list[float]]:
+    """matplotlib's asymmetric `yerr` ([below…], [above…]) for intervals [low, high] around `means`,
+    clipped to the percentage axis [0, 100]; 0 where there is no interval.
+
+    >>> clipped_error_bars([2.0, 98.0, 50.0], [-3.0, 95.0, math.nan], [6.0, 103.0, math.nan])
+    [[2.0, 3.0, 0.0], [4.0, 2.0, 0.0]]
+    """
+    below, above = [], []
+    for mean, low, high in zip(means, lows, highs, strict=True):
+        bounded = not (math.isnan(mean) or math.isnan(low) or math.isnan(high))
+        below.append(mean - max(low, 0.0) if bounded else 0.0)
+        above.append(min(high, 100.0) - mean if bounded else 0.0)
+    return [below, above]
+
+
 def seed_mean(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean, min and max over seeds of `metric` at each logged step."""
     rows = curves.dropna(subset=[metric])

@@ -20,6 +20,7 @@ from mr1cli.experiments.figure_kit import (
     VALUE_BOX,
     Inputs,
     base_line,
+    clipped_error_bars,
     legend_below,
     new_figure,
     paper_points,
@@ -27,6 +28,9 @@ from mr1cli.experiments.figure_kit import (
 )
 
 logger = logging.getLogger(__name__)
+
+ERROR_BARS = "error bars: 95 % bootstrap CI over seeds × test examples"
+BOUNDS = ("accuracy", "accuracy_low", "accuracy_high")
 
 
 def fig1_test_accuracy(inputs: Inputs) -> Figure | None:
@@ -66,11 +70,13 @@ def _sweep(inputs: Inputs, grid: str, symbol: str, number: int, metrics: dict[st
     title = f"Figure {number} — geometry {what} vs {symbol}, GRPO\n{inputs.ours} vs paper"
     fig, axes = new_figure(len(metrics), title, height=4.6)
     for ax, (metric, name) in zip(axes, metrics.items(), strict=True):
-        ci = rows[f"{metric}_ci"].fillna(0.0)
+        bounds = [
+            rows.get(f"{metric}_{side}", rows[metric] * math.nan) for side in ("low", "high")
+        ]  # NaN: none
         ax.errorbar(
             rows["setting_value"],
             rows[metric],
-            yerr=ci,
+            yerr=clipped_error_bars(*(list(values) for values in (rows[metric], *bounds))),
             marker="o",
             capsize=4,
             color=COLORS["grpo"],
@@ -83,7 +89,7 @@ def _sweep(inputs: Inputs, grid: str, symbol: str, number: int, metrics: dict[st
             base_line(ax, table[table["grid"] == grid], "geometry", inputs.ours)
         ax.set(xlabel=symbol, ylabel=f"{name} (%)", xticks=sorted(rows["setting_value"].unique()))
         ax.set_title(name if len(metrics) > 1 else "")
-    legend_below(fig, axes, "error bars: 95 % CI over seeds")
+    legend_below(fig, axes, ERROR_BARS)
     return fig
 
 
@@ -139,18 +145,18 @@ def _method_bars(
     for j, method in enumerate(methods):
         rows = [table[(table["eval_task"] == task) & (table["method"] == method)] for _, task in groups]
         xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(groups))]
-        ys = [r["accuracy"].iloc[0] if len(r) else math.nan for r in rows]
-        ci = [r["accuracy_ci"].fillna(0.0).iloc[0] if len(r) else 0.0 for r in rows]
+        ys, lows, highs = ([r[c].iloc[0] if len(r) else math.nan for r in rows] for c in BOUNDS)
+        yerr = clipped_error_bars(ys, lows, highs)
         label = f"{LABELS[method]}{' (untrained)' if method == 'base' else ''}, {inputs.ours}"
-        ax.bar(xs, ys, width * 0.95, yerr=ci, capsize=3, color=COLORS[method], label=label)
-        for x, y, half in zip(xs, ys, ci, strict=True):
+        ax.bar(xs, ys, width * 0.95, yerr=yerr, capsize=3, color=COLORS[method], label=label)
+        for x, y, above in zip(xs, ys, yerr[1], strict=True):
             if not math.isnan(y):  # our value, above the error bar
-                ax.text(x, y + half + 1.0, f"{y:.1f}", ha="center", va="bottom", fontsize=8, bbox=VALUE_BOX)
+                ax.text(x, y + above + 1.0, f"{y:.1f}", ha="center", va="bottom", fontsize=8, bbox=VALUE_BOX)
         paper = [r["paper_accuracy"].iloc[0] if len(r) and "paper_accuracy" in r else math.nan for r in rows]
         paper_points(ax, xs, paper, paper_label if j == 0 else "_nolegend_")
     ax.set_xticks(range(len(groups)), [label for label, _ in groups])
     ax.set(ylabel="test accuracy (%)", ylim=(0, max(100.0, ax.get_ylim()[1])))
-    legend_below(fig, [ax], "error bars: 95 % CI over seeds; numbers: ours", ncols=3)
+    legend_below(fig, [ax], f"{ERROR_BARS}; numbers: ours", ncols=3)
     return fig
 
 

@@ -1,4 +1,5 @@
-"""Reading saved results: `records.jsonl` per experiment, the paper's numbers, seed aggregation."""
+"""Reading saved results: `records.jsonl` per experiment, the paper's numbers, each configuration's
+per-example correctness, aggregation over seeds and test examples."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -15,13 +17,15 @@ from mr1cli.config import EXPERIMENTS_DIR
 from mr1cli.core.errors import Mr1Error
 from mr1cli.core.methods import METHODS
 from mr1cli.core.task import TASKS
-from mr1cli.experiments.statistics import mean_ci
+from mr1cli.experiments.statistics import Interval, accuracy_interval
 
 logger = logging.getLogger(__name__)
 
 PAPER_NUMBERS = EXPERIMENTS_DIR / "paper_numbers.yaml"
 SETTING_SYMBOLS = {"reward.weights.format": "α", "rl.kl.beta": "β"}
 GROUP_KEYS = ["grid", "train_task", "eval_task", "method", "setting_label"]
+# the evaluated sets of a record: data.test (shifted) and data.heldout (the training distribution)
+SPLITS = ("test", "heldout")
 
 
 def method_order() -> list[str]:
@@ -68,6 +72,7 @@ def normalize_records(records: pd.DataFrame, experiment: str = "") -> pd.DataFra
     derived columns: `setting_label` ("α=0.5") and `setting_value` (the single varied value, else NaN)."""
     defaults = {"experiment": experiment, "grid": "", "train_task": "", "seed": 0, "setting": {}}
     defaults |= {"format_rate": math.nan, "scoring": "", "profile": "", "run": ""}
+    defaults |= {"heldout_accuracy": math.nan} | {f"{s}_{f}": "" for s in SPLITS for f in ("hash", "correct")}
     rows = [
         {k: v for k, v in row.items() if isinstance(v, (dict, list)) or pd.notna(v)}
         for row in records.to_dict("records")
@@ -99,19 +104,80 @@ def load_paper_numbers(path: Path | None = None) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
-def aggregate(records: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """One row per configuration: accuracy and format rate averaged over seeds, CI half-widths
-    (NaN with one seed) and the seed count. A later record for the same seed replaces an earlier one."""
+def correctness_bits(correct: list[bool]) -> str:
+    """Per-example correctness as a record stores it: one '1' or '0' per example, in test-set order.
+
+    >>> correctness_bits([True, False, True])
+    '101'
+    """
+    return "".join("1" if ok else "0" for ok in correct)
+
+
+def correctness_matrix(configuration: pd.DataFrame, split: str = "test") -> np.ndarray | None:
+    """The [seeds, examples] 0/1 matrix of one configuration's records (one per seed) on `split`
+    (test or heldout), rows in seed order; None when a record holds no per-example results (records
+    written before they were kept, or no held-out set) or the records were scored on different sets."""
+    rows = configuration.sort_values("seed", kind="stable")
+    bits = [b if isinstance(b, str) else "" for b in rows[f"{split}_correct"]]
+    if not all(bits) or len(set(rows[f"{split}_hash"])) > 1 or len({len(b) for b in bits}) > 1:
+        return None
+    return np.array([np.frombuffer(b.encode(), dtype=np.uint8) - ord("0") for b in bits], dtype=float)
+
+
+def paired_matrices(
+    a: pd.DataFrame, b: pd.DataFrame, split: str = "test"
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The correctness matrices of two configurations' records on `split`, when both hold per-example
+    results on the same examples (same examples hash); else None."""
+    left, right = correctness_matrix(a, split), correctness_matrix(b, split)
+    if left is None or right is None or set(a[f"{split}_hash"]) != set(b[f"{split}_hash"]):
+        return None
+    return left, right
+
+
+def configurations(records: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """The records of each configuration (its GROUP_KEYS values), one per seed: a later record for
+    the same seed replaces an earlier one."""
     latest = records.drop_duplicates([*GROUP_KEYS, "seed"], keep="last")
+    return dict(iter(latest.groupby(GROUP_KEYS, sort=False, dropna=False)))
+
+
+def configuration_key(row: pd.Series) -> tuple:
+    """The GROUP_KEYS values of a table row or record, the key of `configurations`."""
+    return tuple(row[key] for key in GROUP_KEYS)
+
+
+def _accuracy_columns(group: pd.DataFrame, split: str) -> dict[str, float]:
+    """`<split>_accuracy` (plain `accuracy` for the test set), its bootstrap half-width (`_ci`), low and
+    high; without per-example results the mean of the records' accuracies and NaN bounds."""
+    prefix = "" if split == "test" else f"{split}_"
+    matrix = correctness_matrix(group, split)
+    if matrix is None:
+        values = group[f"{prefix}accuracy"].dropna()
+        interval = Interval(float(values.mean()) if len(values) else math.nan, math.nan, math.nan)
+    else:
+        interval = accuracy_interval(matrix)
+    return {
+        f"{prefix}accuracy": interval.mean,
+        f"{prefix}accuracy_ci": interval.half_width,
+        f"{prefix}accuracy_low": interval.low,
+        f"{prefix}accuracy_high": interval.high,
+    }
+
+
+def aggregate(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: accuracy over seeds × test examples with its 95 % two-level bootstrap
+    interval (`accuracy_ci` the half-width, `accuracy_low`/`_high` the bounds; NaN for records without
+    per-example results), the same for the held-out set (`heldout_accuracy`…), the format rate averaged
+    over seeds and the seed count."""
     rows = []
-    for key, group in latest.groupby(GROUP_KEYS, sort=False, dropna=False):
+    for key, group in configurations(records).items():
         row: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
         row["setting_value"] = group["setting_value"].iloc[0]
         row["n_seeds"] = len(group)
-        for metric in ("accuracy", "format_rate"):
-            values = group[metric].dropna()
-            mean, half = mean_ci(values.tolist(), confidence) if len(values) else (math.nan, math.nan)
-            row[metric], row[f"{metric}_ci"] = mean, (half if len(values) > 1 else math.nan)
+        for split in SPLITS:
+            row |= _accuracy_columns(group, split)
+        row["format_rate"] = float(group["format_rate"].mean())
         rows.append(row)
     rank = {
         name: i for i, name in enumerate((*TASKS.names(), *method_order()))

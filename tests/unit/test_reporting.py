@@ -1,5 +1,6 @@
-"""Reporting: statistics against hand values, the paper's relative changes, tables from hand-made
-records, and tables + figures end to end on synthetic results."""
+"""Reporting: the paper's relative changes, tables from hand-made records (paired differences and
+verdicts on constructed per-example results; records without them still read), and tables + figures
+end to end on synthetic results."""
 
 from __future__ import annotations
 
@@ -14,41 +15,13 @@ from mr1cli.core.errors import Mr1Error
 from mr1cli.experiments.figures import make_all, make_figures
 from mr1cli.experiments.records import load_paper_numbers, load_records
 from mr1cli.experiments.specs import list_experiments, load_spec
-from mr1cli.experiments.statistics import mean_ci, noise_verdict, relative_change, t_quantile
+from mr1cli.experiments.statistics import relative_change
 from mr1cli.experiments.tables import build_table, write_tables
 
 PAPER = load_paper_numbers()
-T975_DF1 = 12.7062047  # t(0.975, 1)
 
 
-# ---------------------------------------------------------------- statistics
-
-
-def test_mean_ci_hand_values():
-    mean, half = mean_ci([1.0, 2.0, 3.0])  # s = 1, t(0.975, 2) = 4.3027
-    assert mean == 2.0
-    assert half == pytest.approx(4.302653 / math.sqrt(3), abs=1e-5)  # 2.484
-    assert mean_ci([37.5]) == (37.5, 0.0)
-    mean, half = mean_ci([60.0, 64.0])  # s = 2√2, n = 2
-    assert (mean, half) == pytest.approx((62.0, T975_DF1 * 2 * math.sqrt(2) / math.sqrt(2)))
-    with pytest.raises(ValueError):
-        mean_ci([])
-
-
-@pytest.mark.parametrize(
-    ("p", "df", "expected"),
-    [
-        (0.975, 1, 12.706),
-        (0.975, 2, 4.303),
-        (0.975, 5, 2.571),
-        (0.975, 30, 2.042),
-        (0.995, 4, 4.604),
-        (0.95, 10, 1.812),
-        (0.975, 100000, 1.960),
-    ],
-)
-def test_t_quantile_matches_tables(p, df, expected):
-    assert t_quantile(p, df) == pytest.approx(expected, abs=1e-3)
+# ---------------------------------------------------------------- relative changes
 
 
 def test_relative_change_reproduces_the_paper():
@@ -61,17 +34,24 @@ def test_relative_change_reproduces_the_paper():
     assert math.isnan(relative_change(1.0, 0.0))
 
 
-def test_noise_verdict():
-    assert noise_verdict((60.0, 5.0, 2), (52.0, 4.0, 2)) == "within noise"
-    assert noise_verdict((60.0, 1.0, 2), (52.0, 1.0, 2)) == "beyond noise"
-    assert noise_verdict((60.0, 0.0, 1), (52.0, 0.0, 1)) == "no CI (1 seed)"
-
-
 # ---------------------------------------------------------------- tables
 
 
-def record(method, task, accuracy, seed=0, train=None, **extra):
+TEST_SIZE = 200  # examples of the hand-made test set
+
+
+def first_correct(accuracy: float, n: int = TEST_SIZE) -> str:
+    """Per-example correctness as a record stores it: the first accuracy % of n examples right."""
+    right = round(accuracy * n / 100)
+    return "1" * right + "0" * (n - right)
+
+
+def record(method, task, accuracy, seed=0, train=None, per_example=True, **extra):
+    """A record as `mr1 reproduce` writes it; its test set's first `accuracy` % of examples are right
+    (so better models are right on a superset of a worse one's examples). `per_example=False`: a
+    record of an earlier mr1, without per-example results."""
     train = None if method == "base" else (train or task)
+    examples = {"test_hash": f"{task}-test", "test_correct": first_correct(accuracy)} if per_example else {}
     return {
         "experiment": "exp3-same-task",
         "grid": "same-task",
@@ -85,6 +65,7 @@ def record(method, task, accuracy, seed=0, train=None, **extra):
         "scoring": "r1v",
         "run": method,
         "profile": "tiny",
+        **examples,
         **extra,
     }
 
@@ -92,7 +73,7 @@ def record(method, task, accuracy, seed=0, train=None, **extra):
 @pytest.fixture
 def same_task_records():
     rows = [record("base", "counting", 40.0)]
-    for seed, (sft, grpo, grpo_d) in enumerate([(60.0, 50.0, 70.0), (64.0, 54.0, 70.2)]):
+    for seed, (sft, grpo, grpo_d) in enumerate([(60.0, 50.0, 70.0), (64.0, 54.0, 70.5)]):
         rows += [record("sft", "counting", sft, seed), record("grpo", "counting", grpo, seed)]
         rows.append(record("grpo-d", "counting", grpo_d, seed))
     return pd.DataFrame(rows)
@@ -102,21 +83,42 @@ def test_build_table_same_task(same_task_records):
     table = build_table("same-task", same_task_records, PAPER).set_index("method")
     sft = table.loc["sft"]
     assert (sft["accuracy"], sft["n_seeds"]) == (62.0, 2)
-    assert sft["accuracy_ci"] == pytest.approx(T975_DF1 * 2.0)
+    assert sft["accuracy_low"] < 62.0 < sft["accuracy_high"]
+    assert sft["accuracy_ci"] == pytest.approx((sft["accuracy_high"] - sft["accuracy_low"]) / 2)
     assert sft["paper_accuracy"] == 68.5
     assert sft["vs_base_ours_pct"] == pytest.approx((62 - 40) / 40 * 100)
     assert sft["vs_base_paper_pct"] == pytest.approx((68.5 - 42.5) / 42.5 * 100)
-    assert sft["grpo_d_vs_this_ours_pct"] == pytest.approx((70.1 - 62) / 62 * 100)
+    assert sft["grpo_d_vs_this_ours_pct"] == pytest.approx((70.25 - 62) / 62 * 100)
     assert sft["grpo_d_vs_this_paper_pct"] == pytest.approx((76.5 - 68.5) / 68.5 * 100)
     assert table.loc["grpo", "grpo_d_vs_this_paper_pct"] == pytest.approx(18.60, abs=0.01)
-    assert math.isnan(table.loc["base", "accuracy_ci"]) and table.loc["base", "n_seeds"] == 1
-    # base (one seed) is a point: inside SFT's wide interval, outside GRPO-D's narrow one
-    assert sft["vs_base_noise"] == "within noise"
-    assert table.loc["grpo-d", "vs_base_noise"] == "beyond noise"
-    assert table.loc["grpo", "grpo_d_vs_this_noise"] == "within noise"
-    assert table.loc["base", "vs_base_noise"] == "" and math.isnan(
-        table.loc["grpo-d", "grpo_d_vs_this_ours_pct"]
-    )
+    # the one-seed base: its interval covers the test examples only
+    assert table.loc["base", "n_seeds"] == 1 and table.loc["base", "accuracy_ci"] > 0
+    # paired differences in points; a better model is right on a superset of the worse one's examples,
+    # so every resample's difference has the sign of the paper's change
+    assert sft["vs_base_diff_pts"] == pytest.approx(22.0)
+    assert 0 < sft["vs_base_diff_low"] < 22.0 < sft["vs_base_diff_high"]
+    assert sft["grpo_d_vs_this_diff_pts"] == pytest.approx(8.25)
+    assert sft["vs_base_verdict"] == sft["grpo_d_vs_this_verdict"] == "reproduced"
+    assert table.loc["grpo", "grpo_d_vs_this_verdict"] == "reproduced"
+    assert table.loc["base", "vs_base_verdict"] == "" and math.isnan(table.loc["base", "vs_base_diff_pts"])
+    assert math.isnan(table.loc["grpo-d", "grpo_d_vs_this_ours_pct"])
+
+
+def test_paired_verdicts_not_detected_and_opposite():
+    # GRPO right on the first half of 200 examples, GRPO-D on the second half: the same accuracy, a
+    # difference of 0 with every example discordant (SE √(1/200) = 7.07 points, MDE 2.80 × 7.07 = 19.8).
+    # SFT, right on the first 70 %, beats GRPO-D's 50 %, against the paper's GRPO-D > SFT.
+    half = "1" * 100 + "0" * 100
+    rows = [record("base", "counting", 40.0), record("sft", "counting", 70.0)]
+    rows.append(record("grpo", "counting", 50.0, test_correct=half))
+    rows.append(record("grpo-d", "counting", 50.0, test_correct=half[::-1]))
+    table = build_table("same-task", pd.DataFrame(rows), PAPER).set_index("method")
+    grpo = table.loc["grpo"]
+    assert grpo["grpo_d_vs_this_diff_pts"] == 0.0
+    assert grpo["grpo_d_vs_this_mde"] == pytest.approx(2.80 * 7.07, rel=0.08)
+    assert grpo["grpo_d_vs_this_verdict"].startswith("not detected (MDE ")
+    assert table.loc["sft", "grpo_d_vs_this_diff_pts"] == pytest.approx(-20.0)
+    assert table.loc["sft", "grpo_d_vs_this_verdict"] == "opposite"
 
 
 def test_build_table_cross_task_uses_printed_relative_changes():
@@ -126,10 +128,13 @@ def test_build_table_cross_task_uses_printed_relative_changes():
     table = build_table("cross-task", pd.DataFrame(rows), PAPER)
     sft_geo = table[(table["method"] == "sft") & (table["eval_task"] == "geometry")].iloc[0]
     assert sft_geo["vs_base_paper_pct"] == -77.77 and sft_geo["vs_base_ours_pct"] == -50.0
-    assert sft_geo["paper_accuracy"] == 3.45 and sft_geo["vs_base_noise"] == "no CI (1 seed)"
+    assert (
+        sft_geo["paper_accuracy"] == 3.45 and sft_geo["vs_base_verdict"] == "reproduced"
+    )  # a fall, as printed
     sft_count = table[(table["method"] == "sft") & (table["eval_task"] == "counting")].iloc[0]
     assert sft_count["grpo_d_vs_this_paper_pct"] == 61.63
     assert sft_count["grpo_d_vs_this_ours_pct"] == pytest.approx(200 / 3)
+    assert sft_count["vs_base_verdict"] == "lower"  # the paper prints no number ("≈ 0"): no direction
 
 
 def test_build_table_format_reward():
@@ -142,6 +147,7 @@ def test_build_table_format_reward():
     assert table.loc["α=1.0", "paper_accuracy"] == 30.24
     alpha1 = table.loc["α=1.0"]
     assert (alpha1["vs_zero_ours_pct"], alpha1["vs_zero_paper_pct"]) == (50.0, 20.02)  # (30 − 20)/20; paper
+    assert alpha1["vs_zero_diff_pts"] == pytest.approx(10.0) and alpha1["vs_zero_verdict"] == "reproduced"
     assert table.loc["α=0.0", "paper_format_rate"] == 99.70
     assert table.loc["", "paper_accuracy"] == 15.52  # the base row: Table 1's base
 
@@ -153,23 +159,56 @@ def test_write_tables_markdown(tmp_path, same_task_records):
         "".join(json.dumps(row) + "\n" for row in same_task_records.to_dict("records"))
     )
     csv_path, md_path = write_tables(tmp_path, "exp3-same-task", "same-task")
-    assert pd.read_csv(csv_path)["accuracy"].tolist() == [40.0, 62.0, 52.0, 70.1]
+    assert pd.read_csv(csv_path)["accuracy"].tolist() == [40.0, 62.0, 52.0, 70.25]
     text = md_path.read_text()
     assert text.startswith("# Exp3 — same-task accuracy (paper Table 1)")
-    assert "profile **tiny**, scoring **r1v**" in text
-    sft_row = "| counting | counting | sft | 62.00 ± 25.41 | 2 | 90.00 ± 0.00 | 68.50 | +55.00 | +61.18 |"
-    assert sft_row + " within noise |" in text
-    assert "beyond noise" in text and "(34.35 − 32.49) / 32.49 × 100 = +5.72 %" in text
+    assert "profile **tiny**, scoring **r1v**" in text and "two-level bootstrap" in text
+    [sft_row] = [line for line in text.splitlines() if line.startswith("| counting | counting | sft |")]
+    assert sft_row.startswith("| counting | counting | sft | 62.00 ± ")
+    assert "| 2 | 90.00 | 68.50 | +22.0 [" in sft_row and "] (+55.00 %) | +61.18 | reproduced |" in sft_row
+    assert "ours Δ pts [95 % CI] (rel.)" in text and "held-out" not in text  # no held-out set here
+    assert "(34.35 − 32.49) / 32.49 × 100 = +5.72 %" in text and "MDE" in text
     assert not list(folder.glob(".*"))  # no temp files left behind
 
 
-def test_single_seed_tables_say_no_ci(tmp_path):
+def test_held_out_accuracy_is_shown_when_present(tmp_path):
+    held_out = {"heldout_hash": "counting-heldout", "heldout_correct": first_correct(80.0)}
+    rows = [record("base", "counting", 40.0, heldout_accuracy=80.0, **held_out)]
+    rows.append(record("sft", "counting", 60.0, heldout_accuracy=None))
+    table = build_table("same-task", pd.DataFrame(rows), PAPER).set_index("method")
+    assert table.loc["base", "heldout_accuracy"] == 80.0 and table.loc["base", "heldout_accuracy_ci"] > 0
+    assert math.isnan(table.loc["sft", "heldout_accuracy"])
+    folder = tmp_path / "exp3-same-task"
+    folder.mkdir()
+    folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
+    assert "| ours held-out acc. % |" in text and "| 80.00 ± " in text
+
+
+def test_single_seed_tables_say_what_the_interval_covers(tmp_path):
     folder = tmp_path / "exp3-same-task"
     folder.mkdir()
     rows = [record("base", "counting", 40.0), record("sft", "counting", 60.0)]
     folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
-    assert "no CI (1 seed)" in text and "no confidence interval is available" in text
+    assert "intervals cover the test examples only" in text and "| reproduced |" in text
+
+
+def test_records_without_per_example_results_still_read(tmp_path):
+    folder = tmp_path / "exp3-same-task"
+    folder.mkdir()
+    rows = [record("base", "counting", 40.0, per_example=False)]
+    rows += [
+        record("sft", "counting", accuracy, seed, per_example=False) for seed, accuracy in enumerate((60, 64))
+    ]
+    folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = build_table("same-task", load_records(tmp_path, "exp3-same-task"), PAPER).set_index("method")
+    assert table.loc["sft", "accuracy"] == 62.0 and math.isnan(table.loc["sft", "accuracy_ci"])
+    assert math.isnan(table.loc["sft", "vs_base_diff_pts"]) and table.loc["sft", "vs_base_verdict"] == ""
+    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
+    assert (
+        "| 62.00 | 2 |" in text and "| +55.00 % | +61.18 | — |" in text and "no per-example results" in text
+    )
 
 
 def test_bad_records_name_the_line(tmp_path):
@@ -185,7 +224,8 @@ def test_bad_records_name_the_line(tmp_path):
 
 
 def write_fake_results(root: Path, seeds: tuple[int, ...] = (0, 1), steps: int = 40) -> None:
-    """Records and curves shaped like the experiment runner's, for all three experiments."""
+    """Records (with per-example results; a held-out set in exp3) and curves shaped like the experiment
+    runner's, for all three experiments."""
     level = {"base": 30.0, "sft": 55.0, "grpo": 50.0, "grpo-d": 62.0}
 
     def runs(experiment):
@@ -216,8 +256,18 @@ def write_fake_results(root: Path, seeds: tuple[int, ...] = (0, 1), steps: int =
                 accuracy = (
                     level[method] + 2 * shift + 3 * seed - (20 if experiment == "exp2-cross-task" else 0)
                 )
+                held_out = accuracy + 10 if experiment == "exp3-same-task" else None
                 records.append(
                     {
+                        **record(method, evaluate, accuracy, heldout_accuracy=held_out),
+                        **(
+                            {
+                                "heldout_hash": f"{evaluate}-heldout",
+                                "heldout_correct": first_correct(held_out),
+                            }
+                            if held_out
+                            else {}
+                        ),
                         "experiment": experiment,
                         "grid": grid,
                         "method": method,
@@ -281,6 +331,7 @@ def test_make_all_end_to_end(tmp_path):
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cross = pd.read_csv(tmp_path / "exp2-cross-task" / "table.csv")
     assert set(cross["method"]) == {"base", "sft", "grpo", "grpo-d"} and cross["n_seeds"].max() == 2
+    assert "ours held-out acc. %" in (tmp_path / "exp3-same-task" / "table.md").read_text()
 
 
 def test_figures_skip_missing_inputs(tmp_path):
