@@ -105,7 +105,7 @@ def evaluate(
         ),
     ] = None,
     split: Annotated[
-        str, typer.Option(help="which data set of the profile to evaluate on: test or train")
+        str, typer.Option(help="which data set of the profile to evaluate on: test, heldout or train")
     ] = "test",
     limit: Annotated[int, typer.Option(help="evaluate on the first N examples (0 = all)")] = 0,
     output: Annotated[

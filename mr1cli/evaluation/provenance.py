@@ -63,7 +63,7 @@ def eval_provenance(
         "test_source": source,
         "test_hash": examples_hash(examples),
         "test_examples": len(examples),
-        "test_limit": d.test_limit if split == "test" else d.train_limit,
+        "test_limit": {"test": d.test_limit, "train": d.train_limit}.get(split, 0),
         "synthetic": {"seed": d.synthetic_seed, "image_size": d.synthetic_image_size}
         if source.startswith("synthetic:")
         else None,

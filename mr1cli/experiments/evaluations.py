@@ -119,8 +119,8 @@ def evaluate_checkpoint(
 ) -> EvalResult:
     from rich.progress import Progress
 
-    if split not in ("test", "train"):
-        raise ConfigError(f"--split must be test or train, got '{split}'")
+    if split not in ("test", "heldout", "train"):
+        raise ConfigError(f"--split must be test, heldout or train, got '{split}'")
     examples = load_examples(cfg, split)
     if not examples:
         raise DataError(f"data.{split} ({getattr(cfg.data, split)}) holds no examples to evaluate")
@@ -162,6 +162,8 @@ def run_eval_command(
     overrides: list[str],
 ) -> EvalResult:
     extra = [f"eval.scoring={scoring}"] if scoring else []
+    if limit and split == "heldout":
+        raise ConfigError("--limit works with --split test or train; the held-out set is evaluated whole")
     if limit:
         extra.append(f"data.{'test' if split == 'test' else 'train'}_limit={limit}")
     run_config = find_run_config(checkpoint) if checkpoint and rescore is None else None

@@ -23,7 +23,7 @@ from mr1cli.experiments.figures import make_figures
 from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
 from mr1cli.experiments.specs import PlannedRun, list_experiments, load_spec, plan
 from mr1cli.experiments.tables import write_tables
-from mr1cli.experiments.units import base_folder, evaluate_cached, grid_units
+from mr1cli.experiments.units import base_folder, evaluate_cached, evaluation_fields, grid_units
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.zoo.builds import resolve_model
@@ -54,7 +54,7 @@ def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
             final = run_training(run.config, base_model=base_model, resume=True)
             model, folder = str(final), final.parent
         for eval_task in run.eval_tasks:
-            summary = evaluate_cached(model, folder, profile, eval_task)
+            evaluate_cached(model, folder, profile, eval_task)
             records.append(
                 {
                     "grid": run.grid,
@@ -65,10 +65,7 @@ def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
                     "setting": run.setting,
                     "run": run.name,
                     "profile": profile,
-                    **{
-                        k: summary[k]
-                        for k in ("accuracy", "accuracy_r1v", "accuracy_strict", "format_rate", "scoring")
-                    },
+                    **evaluation_fields(folder, profile, eval_task),
                 }
             )
     return records

@@ -17,6 +17,7 @@ from typing import Any
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict, load_config
 from mr1cli.experiments.evaluations import evaluate_checkpoint
+from mr1cli.experiments.records import correctness_bits, read_jsonl
 from mr1cli.experiments.specs import PlannedRun
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
@@ -27,10 +28,16 @@ def eval_config(profile: str, eval_task: str) -> RunConfig:
     return load_config(method="sft", task=eval_task, profile=profile)
 
 
-def eval_key(cfg: RunConfig) -> str:
+def eval_splits(profile: str, eval_task: str) -> tuple[str, ...]:
+    """The sets every model is evaluated on: the (shifted) test set, and the held-out set from the
+    training distribution where the profile names one (`data.heldout`)."""
+    return ("test", "heldout") if eval_config(profile, eval_task).data.heldout else ("test",)
+
+
+def eval_key(cfg: RunConfig, split: str = "test") -> str:
     content = {
-        "test": cfg.data.test,
-        "limit": cfg.data.test_limit,
+        split: getattr(cfg.data, split),
+        "limit": cfg.data.test_limit if split == "test" else 0,
         "eval": cfg.eval.__dict__,
         "pixels": [cfg.model.min_pixels, cfg.model.max_pixels],
         "image": cfg.data.synthetic_image_size,
@@ -38,18 +45,37 @@ def eval_key(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def eval_dir(folder: Path, profile: str, eval_task: str) -> Path:
-    """Where the evaluation of the model in `folder` on `eval_task`'s test set is kept."""
-    return folder / "eval" / f"{eval_task}-test-{eval_key(eval_config(profile, eval_task))}"
+def eval_dir(folder: Path, profile: str, eval_task: str, split: str = "test") -> Path:
+    """Where the evaluation of the model in `folder` on `eval_task`'s `split` set is kept."""
+    return folder / "eval" / f"{eval_task}-{split}-{eval_key(eval_config(profile, eval_task), split)}"
 
 
-def evaluate_cached(model: str, folder: Path, profile: str, eval_task: str) -> dict[str, Any]:
-    """Evaluate `model` on the profile's test set of `eval_task`, once; reuse the saved summary."""
-    out_dir = eval_dir(folder, profile, eval_task)
-    metrics = out_dir / "metrics.json"
-    if not metrics.is_file():
-        evaluate_checkpoint(eval_config(profile, eval_task), model, split="test", output=out_dir)
-    return json.loads(metrics.read_text())
+def evaluate_cached(model: str, folder: Path, profile: str, eval_task: str) -> None:
+    """Evaluate `model` on the profile's test set of `eval_task` (and its held-out set), once each."""
+    for split in eval_splits(profile, eval_task):
+        out_dir = eval_dir(folder, profile, eval_task, split)
+        if not (out_dir / "metrics.json").is_file():
+            evaluate_checkpoint(eval_config(profile, eval_task), model, split=split, output=out_dir)
+
+
+def evaluation_fields(folder: Path, profile: str, eval_task: str) -> dict[str, Any]:
+    """A record's evaluation results, from the saved evaluations of the model in `folder`: the test
+    set's accuracies, format rate and scoring, then for each evaluated set its examples hash and
+    per-example correctness (`test_correct`: '1'/'0' per example in test-set order), and the held-out
+    accuracy (None without a held-out set)."""
+    fields: dict[str, Any] = {"heldout_accuracy": None}
+    for split in eval_splits(profile, eval_task):
+        out_dir = eval_dir(folder, profile, eval_task, split)
+        summary = json.loads((out_dir / "metrics.json").read_text())
+        predictions = read_jsonl(out_dir / "predictions.jsonl")
+        if split == "test":
+            keys = ("accuracy", "accuracy_r1v", "accuracy_strict", "format_rate", "scoring")
+            fields |= {key: summary[key] for key in keys}
+        else:
+            fields[f"{split}_accuracy"] = summary["accuracy"]
+        fields[f"{split}_hash"] = summary["provenance"]["test_hash"]
+        fields[f"{split}_correct"] = correctness_bits([bool(p["correct"]) for p in predictions])
+    return fields
 
 
 def base_folder(profile: str) -> tuple[str, Path]:
@@ -121,7 +147,11 @@ def unit_done(unit: Unit) -> bool:
     """Trained (when there is something to train) and evaluated on every eval task."""
     if unit.config is not None and not RunDir(unit.home).is_done():
         return False
-    return all((eval_dir(unit.home, unit.profile, t) / "metrics.json").is_file() for t in unit.eval_tasks)
+    return all(
+        (eval_dir(unit.home, unit.profile, task, split) / "metrics.json").is_file()
+        for task in unit.eval_tasks
+        for split in eval_splits(unit.profile, task)
+    )
 
 
 def run_unit(unit: Unit, *, evaluate: bool = True) -> None:

@@ -17,6 +17,10 @@ pytestmark = pytest.mark.slow
 def mini(tmp_path, monkeypatch, tiny_model_dir):
     train = "max_steps: 2, prompts_per_step: 4, micro_batch: 4, learning_rate: 1.0e-3, eval_every: 1"
     specs = write_mini_experiment(tmp_path, tiny_model_dir, train=train)
+    profile = specs / "profiles" / "mini.yaml"  # with a held-out set: every model is evaluated on both
+    profile.write_text(
+        profile.read_text().replace("test-8}", "test-8, heldout: synthetic:counting-heldout-6}")
+    )
     monkeypatch.setenv("MR1_EXPERIMENTS_DIR", str(specs))
     monkeypatch.setenv("MR1_PROFILES_DIR", str(specs / "profiles"))
     monkeypatch.setenv("MR1_CACHE", str(tmp_path / "cache"))
@@ -31,8 +35,10 @@ def test_mini_experiment_runs_reuses_and_continues(mini, monkeypatch):
     )
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert sorted(r["method"] for r in records) == ["base", "grpo-d", "sft"]
-    assert all(0.0 <= r["accuracy"] <= 100.0 for r in records)
+    assert all(0.0 <= r["accuracy"] <= 100.0 and 0.0 <= r["heldout_accuracy"] <= 100.0 for r in records)
+    assert all(len(r["test_correct"]) == 8 and len(r["heldout_correct"]) == 6 for r in records)
     assert (out / "table.md").is_file() and (out / "table.csv").is_file()
+    assert "ours held-out acc. %" in (out / "table.md").read_text()
     curves = [json.loads(line) for line in (out / "curves" / "index.jsonl").read_text().splitlines()]
     assert {c["method"] for c in curves} == {"sft", "grpo-d"}
 
