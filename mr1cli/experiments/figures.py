@@ -18,6 +18,7 @@ from mr1cli.experiments.figure_kit import FIGURES, Inputs, load_curves
 from mr1cli.experiments.records import load_paper_numbers, load_records
 from mr1cli.experiments.specs import list_experiments, load_spec
 from mr1cli.experiments.tables import build_table, write_tables
+from mr1cli.experiments.verdicts import write_summary
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +69,13 @@ def make_figures(results_dir: Path, experiment: str | None = None) -> list[Path]
 
 
 def make_all(results_dir: Path) -> list[Path]:
-    """Tables and figures for every experiment folder present under `results_dir` (`mr1 figures`)."""
+    """Tables, the claims summary and figures for every experiment folder present under `results_dir`
+    (`mr1 figures`)."""
     present = [name for name in list_experiments() if (Path(results_dir) / name / "records.jsonl").is_file()]
     if not present:
         raise Mr1Error(
             f"{results_dir}: no results to draw (no <experiment>/records.jsonl); run `mr1 reproduce` first"
         )
     written = [path for name in present for path in write_tables(results_dir, name, load_spec(name)["table"])]
-    return written + make_figures(results_dir)
+    summary = write_summary(results_dir)
+    return written + ([summary] if summary else []) + make_figures(results_dir)

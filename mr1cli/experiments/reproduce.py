@@ -3,7 +3,8 @@
 Every training run lives in its own config-hashed run directory, so a finished run is reused by
 any experiment that asks for the same config (exp2 and exp3 share their models), and a killed
 reproduce continues where it stopped (runs resume from their checkpoints, finished evaluations are
-kept). Outputs: results/<name>/records.jsonl, curves/, table.csv, table.md, figures/.
+kept). Outputs: results/<name>/records.jsonl, curves/, table.csv, table.md, figures/, and
+results/summary.md (each claim of the paper beside ours, with its verdict).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
 from mr1cli.experiments.specs import PlannedRun, list_experiments, load_spec, plan
 from mr1cli.experiments.tables import write_tables
 from mr1cli.experiments.units import base_folder, evaluate_cached, evaluation_fields, grid_units
+from mr1cli.experiments.verdicts import write_summary
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.zoo.builds import resolve_model
@@ -188,6 +190,9 @@ def reproduce(
         )
         console.print(f"{experiment}: wrote {out} ({len(written)} tables and figures)")
         outputs.append(out)
+    summary = write_summary(results_root) if outputs else None
+    if summary is not None:
+        console.print(f"wrote {summary} (the paper's claims beside ours)")
     if failed:
         logs = "; ".join(f"{run} (log {log})" for run, log in failed.items())
         raise RunsFailed(f"{len(failed)} of {len(units)} runs failed: {logs}; rerun to retry them")

@@ -39,6 +39,8 @@ def test_mini_experiment_runs_reuses_and_continues(mini, monkeypatch):
     assert all(len(r["test_correct"]) == 8 and len(r["heldout_correct"]) == 6 for r in records)
     assert (out / "table.md").is_file() and (out / "table.csv").is_file()
     assert "ours held-out acc. %" in (out / "table.md").read_text()
+    summary = (results / "summary.md").read_text()
+    assert "| GRPO-D > SFT, same task: counting |" in summary and "Not run: exp2-cross-task" in summary
     curves = [json.loads(line) for line in (out / "curves" / "index.jsonl").read_text().splitlines()]
     assert {c["method"] for c in curves} == {"sft", "grpo-d"}
 

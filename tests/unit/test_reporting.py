@@ -324,7 +324,7 @@ def test_make_all_end_to_end(tmp_path):
         expected |= {
             tmp_path / experiment / "figures" / f"{stem}.{fmt}" for stem in figures for fmt in ("png", "svg")
         }
-    assert set(written) == expected
+    assert set(written) == expected | {tmp_path / "summary.md"}
     for path in written:
         assert path.stat().st_size > 0
         if path.suffix == ".png":
@@ -332,6 +332,11 @@ def test_make_all_end_to_end(tmp_path):
     cross = pd.read_csv(tmp_path / "exp2-cross-task" / "table.csv")
     assert set(cross["method"]) == {"base", "sft", "grpo", "grpo-d"} and cross["n_seeds"].max() == 2
     assert "ours held-out acc. %" in (tmp_path / "exp3-same-task" / "table.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    assert (
+        "| GRPO-D > GRPO, same task: geometry |" in summary
+        and "| GRPO > base: counting, held-out set |" in summary
+    )
 
 
 def test_figures_skip_missing_inputs(tmp_path):
