@@ -30,21 +30,22 @@ from mr1cli.experiments.records import (
 from mr1cli.experiments.statistics import MDE_FACTOR, RESAMPLES, PairedDifference, paired_difference, verdict
 
 PAPER_MODEL = "qwen2-vl-2b"
-SIGNS = {1: ">", -1: "<", 0: "≈"}
+SIGNS = {1: ">", -1: "<", 0: "≈", None: "vs"}
 Conditions = dict[str, Any]  # record column → value: the configuration on one side of a claim
 Paper = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """new − reference has the sign `expected` (+1, −1, or 0 for the paper's "≈ 0"). Claims sharing a
-    `joint` text are also read together: the joint claim holds when every one of them does."""
+    """new − reference has the sign `expected` (+1, −1, 0 for the paper's "≈ 0", None where the paper
+    gives no direction). Claims sharing a `joint` text are also read together: the joint claim holds
+    when every one of them does."""
 
     text: str
     paper: str  # the paper's number, as printed (or inferred) in paper_numbers.yaml
     new: Conditions
     reference: Conditions
-    expected: int
+    expected: int | None
     split: str = "test"  # or "heldout": the unshifted held-out set
     joint: str = ""
 
@@ -122,6 +123,11 @@ def _points(new: float, reference: float) -> str:
     return f"{new - reference:+.2f} ({new:.2f} vs {reference:.2f})"
 
 
+def _relative(relative: float, detail: str = "") -> str:
+    """A relative change the paper prints: `+20.02 % rel.` and `detail`; "—" where it prints none."""
+    return "—" if math.isnan(relative) else f"{relative:+.2f} % rel.{detail}"
+
+
 def same_task_claims(records: pd.DataFrame, paper: Paper) -> list[Claim]:
     """Exp3 (Table 1): GRPO-D beats GRPO and SFT on each task; GRPO and GRPO-D beat the base model,
     on the shifted test set and on the held-out set."""
@@ -153,12 +159,16 @@ def cross_task_claims(records: pd.DataFrame, paper: Paper) -> list[Claim]:
         key = f"{train}->{test}"
         side = {m: {"method": m, "train_task": train, "eval_task": test} for m in LABELS}
         side["base"] = {"method": "base", "eval_task": test}
+        printed = (figure7.get("relative") or {}).get(key) or {}
         for new, reference in (("sft", "base"), ("grpo-d", "base"), ("grpo-d", "sft")):
-            relative = _number(figure7, "relative", key, f"{new}_vs_{reference}")
-            expected = 0 if math.isnan(relative) else int(math.copysign(1, relative))
+            name, relative = f"{new}_vs_{reference}", _number(printed, f"{new}_vs_{reference}")
             accuracies = [_number(figure7, "inferred", key, m) for m in (new, reference)]
             guess = "" if math.isnan(sum(accuracies)) else " (≈ {:.2f} vs {:.2f})".format(*accuracies)
-            paper_text = f"{relative:+.2f} % rel.{guess}" if expected else "≈ 0 (text)"
+            if name in printed and printed[name] is None:  # the text says only "≈ 0"
+                expected, paper_text = 0, "≈ 0 (text)"
+            else:
+                expected = None if math.isnan(relative) else int(math.copysign(1, relative))
+                paper_text = _relative(relative, guess)
             text = f"{LABELS[new]} {SIGNS[expected]} {LABELS[reference]} across tasks: {train} → {test}"
             claims.append(Claim(text, paper_text, side[new], side[reference], expected))
     return claims
@@ -172,11 +182,9 @@ def format_reward_claims(records: pd.DataFrame, paper: Paper) -> list[Claim]:
     beta = records[(records["grid"] == "beta") & (records["method"] == "grpo")]
     claims = []
     if {0.0, 1.0} <= set(alpha["setting_value"]):
-        relative, accuracy = (
-            _number(exp1, "alpha", "relative_vs_alpha0", 1.0),
-            _number(exp1, "alpha", "accuracy", 1.0),
-        )
-        paper_text = f"{relative:+.2f} % rel. (α = 1: {accuracy:.2f})"
+        accuracy = _number(exp1, "alpha", "accuracy", 1.0)
+        detail = "" if math.isnan(accuracy) else f" (α = 1: {accuracy:.2f})"
+        paper_text = _relative(_number(exp1, "alpha", "relative_vs_alpha0", 1.0), detail)
         zero = {"method": "grpo", "grid": "alpha", "setting_value": 0.0}
         claims.append(Claim("α = 1 > α = 0", paper_text, {**zero, "setting_value": 1.0}, zero, +1))
         positive = alpha[alpha["setting_value"] > 0].groupby("setting_value")["accuracy"].mean()
@@ -185,7 +193,8 @@ def format_reward_claims(records: pd.DataFrame, paper: Paper) -> list[Claim]:
         claims.append(Claim(text, "every α > 0 beats α = 0", {**zero, "setting_value": best}, zero, +1))
     if 0.01 in set(beta["setting_value"]):
         best = {"method": "grpo", "grid": "beta", "setting_value": 0.01}
-        paper_text = f"best at β = 0.01 ({_number(exp1, 'beta', 'accuracy', 0.01):.2f})"
+        accuracy = _number(exp1, "beta", "accuracy", 0.01)
+        paper_text = "best at β = 0.01" + ("" if math.isnan(accuracy) else f" ({accuracy:.2f})")
         for other in sorted(set(beta["setting_value"]) - {0.01}):
             text = f"β = 0.01 > β = {other:g}"
             joint = "β = 0.01 beats every other constant β"

@@ -191,3 +191,12 @@ def test_experiments_not_run_are_named_and_old_records_still_read(tmp_path):
     assert "Not run: exp2-cross-task, exp1-format-reward." in text
     row = claim_rows(text)["GRPO-D > GRPO, same task: counting"]
     assert row[1:] == ["+10.0 (no interval)", "60.0 vs 50.0", "— (no per-example results)"]
+
+
+def test_without_the_paper_numbers_the_claims_stand_and_directions_go(tmp_path):
+    write(tmp_path, "exp2-cross-task", cross_task())
+    write(tmp_path, "exp1-format-reward", format_reward(beta_002=25.0))
+    rows = claim_rows(write_summary(tmp_path, paper={}).read_text())
+    assert rows["SFT vs base across tasks: counting → geometry"][::3] == ["—", "lower"]  # no direction
+    assert rows["α = 1 > α = 0"][::3] == ["—", "reproduced"]  # the paper's text still says α > 0 helps
+    assert rows["β = 0.01 > β = 0"][0] == "best at β = 0.01"
