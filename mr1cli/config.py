@@ -82,7 +82,11 @@ class DataConfig:
         "unshifted held-out set from the training distribution (tiny profile: synthetic:<task>-heldout-<n>);"
         " evaluated beside data.test, and its first data.probe_size examples are the training probe",
     )
-    probe_size: int = _f(0, "examples of data.heldout scored greedily every train.eval_every steps (0 = off)")
+    probe_size: int = _f(
+        0,
+        "examples of data.heldout scored greedily (probe/accuracy) before training, every train.eval_every"
+        " steps and at the last step (0 = off)",
+    )
     warmup: str = _f("", "warm-up set used to build the tiny base model")
     image_root: str = _f(
         "", "folder that image paths in the data files are resolved under (default: the file's folder)"
@@ -98,6 +102,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.train_limit < 0 or self.test_limit < 0 or self.probe_size < 0:
             raise ConfigError("data.train_limit, data.test_limit and data.probe_size must be >= 0")
+        if self.probe_size and not self.heldout:
+            raise ConfigError("data.probe_size needs data.heldout, the set whose first examples it scores")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -105,6 +105,16 @@ def aggregate(per_token: Tensor, mask: Tensor, mode: str = "sequence_mean") -> T
     raise ValueError(f"unknown loss aggregation '{mode}' (choose from: {', '.join(AGGREGATIONS)})")
 
 
+def sampled_token_entropy(logp_sampled: Tensor, mask: Tensor) -> Tensor:
+    """Mean of −log π(token) over the sampled completion tokens in `mask`: a Monte-Carlo estimate of
+    the policy's per-token entropy (unbiased when sampling is untruncated, top_p = 1 and top_k = 0).
+
+    >>> sampled_token_entropy(torch.log(torch.tensor([[0.5, 0.25], [1.0, 0.1]])), torch.tensor([[1, 1], [1, 0]]))
+    tensor(0.6931)
+    """
+    return aggregate(-logp_sampled, mask, "token_mean")  # []
+
+
 @dataclass(frozen=True)
 class LossTerms:
     """The scalar loss and the diagnostics that travel with it (all detached but `loss`)."""

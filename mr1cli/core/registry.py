@@ -27,18 +27,18 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 class Registry(Generic[T]):
     """A named collection that plugins add to with `@registry.register("name")`.
 
-    `plugins` names a package whose import registers the built-in entries; it is imported on the
-    first lookup, so a registry can live on a lower floor than the plugins that fill it.
+    `plugins` names the packages whose import registers the built-in entries; they are imported on
+    the first lookup, so a registry can live on a lower floor than the plugins that fill it.
     """
 
-    def __init__(self, kind: str, plugins: str | None = None) -> None:
+    def __init__(self, kind: str, plugins: str | tuple[str, ...] = ()) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
-        self._plugins = plugins
+        self._plugins = (plugins,) if isinstance(plugins, str) else plugins
 
     def _load_plugins(self) -> None:
-        if self._plugins is not None:
-            package, self._plugins = self._plugins, None
+        packages, self._plugins = self._plugins, ()
+        for package in packages:
             importlib.import_module(package)
 
     def register(self, name: str) -> Callable[[T], T]:

@@ -1,4 +1,4 @@
-"""The examples a run config names: `data.train`, `data.test` or `data.warmup`, with its limits."""
+"""The examples a run config names: `data.train`, `data.test`, `data.heldout` or `data.warmup`, with its limits."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from mr1cli.data.sources import load_split
 logger = logging.getLogger(__name__)
 
 
-def load_examples(cfg: RunConfig, which: str, task: str | None = None) -> list[Example]:
-    """The examples of `data.<which>` (train, test or warmup) for the run's task (or `task`)."""
+def load_examples(cfg: RunConfig, which: str, task: str | None = None, limit: int = 0) -> list[Example]:
+    """The first `limit` examples (0: data.train_limit or data.test_limit, else all) of `data.<which>`
+    (train, test, heldout or warmup) for the run's task (or `task`)."""
     d = cfg.data
     source = getattr(d, which)
     if not source:
         raise ConfigError(f"data.{which} is not set for profile '{cfg.profile}' and task '{cfg.task}'")
-    limit = {"train": d.train_limit, "test": d.test_limit}.get(which, 0) or None
+    limit = limit or {"train": d.train_limit, "test": d.test_limit}.get(which, 0) or None
     loaded = load_split(
         source,
         task=task or cfg.task,

@@ -1,5 +1,6 @@
 """Shared pieces of the results figures: what a figure draws from (`Inputs`), the figure registry
-(`FIGURES`, name → draw function, filled by `mr1cli.experiments.paper_figures`), styles and axes helpers.
+(`FIGURES`, name → draw function, filled by `mr1cli.experiments.paper_figures` and `learning_curves`),
+styles and axes helpers.
 
 Drawing uses matplotlib's object API on the Agg canvas, so nothing touches pyplot's global state.
 """
@@ -130,4 +131,6 @@ def seed_mean(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 Draw = Callable[[Inputs], "Figure | None"]
 # figure name → draw function; an experiment spec lists the names it draws (`figures:`).
-FIGURES: Registry[Draw] = Registry("figure", plugins="mr1cli.experiments.paper_figures")
+FIGURES: Registry[Draw] = Registry(
+    "figure", plugins=("mr1cli.experiments.paper_figures", "mr1cli.experiments.learning_curves")
+)

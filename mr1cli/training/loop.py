@@ -31,7 +31,7 @@ from mr1cli.training.checkpoints import (
     verify_checkpoint,
     write_checkpoint,
 )
-from mr1cli.training.progress import TrainingProgress
+from mr1cli.training.progress import TrainingProgress, metrics_text
 from mr1cli.training.run_dir import RunDir
 from mr1cli.training.steps import shard, step_indices
 from mr1cli.training.trackers import check_trackers, start_trackers
@@ -50,11 +50,38 @@ class Recipe(Protocol):
     def train_step(self, step: int, indices: list[int]) -> dict[str, float]: ...
 
 
-@dataclass
-class LoopHooks:
-    """Optional callbacks: evaluation every `eval_every` steps."""
+@dataclass(frozen=True)
+class Evaluation:
+    """A greedy evaluation run inside the loop; its metrics join the row of the step it ran after.
 
-    evaluate: Callable[[int], dict[str, float]] | None = None
+    >>> probe = Evaluation(lambda step: {}, every=20, at_start=True, at_end=True)
+    >>> [step for step in range(0, 51) if probe.due(step, total_steps=50)]
+    [0, 20, 40, 50]
+    """
+
+    evaluate: Callable[[int], dict[str, float]]
+    every: int  # 0 = only at the start / end steps asked for
+    at_start: bool = False  # step 0: the model before any update
+    at_end: bool = False
+
+    def due(self, step: int, total_steps: int) -> bool:
+        if step == 0:
+            return self.at_start
+        return bool(self.every and step % self.every == 0) or (self.at_end and step == total_steps)
+
+
+@dataclass(frozen=True)
+class LoopHooks:
+    """Evaluations to run during training (test accuracy, the held-out probe)."""
+
+    evaluations: tuple[Evaluation, ...] = ()
+
+    def run_due(self, step: int, total_steps: int) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for evaluation in self.evaluations:
+            if evaluation.due(step, total_steps):
+                metrics.update(evaluation.evaluate(step))
+        return metrics
 
 
 def resume_point(run: RunDir) -> Path | None:
@@ -113,6 +140,8 @@ def run_loop(
     describe: str = "training",
 ) -> dict[str, Any]:
     """Steps start_step … total_steps-1; checkpoints at save_every / save_minutes and at the end.
+    The hooks' evaluations run after the steps they are due at, and at step 0 (before any update) on
+    a fresh start.
 
     Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a checkpoint and raises
     TrainingInterrupted (exit 130 / 143); a second Ctrl-C stops at once.
@@ -126,6 +155,13 @@ def run_loop(
     last: dict[str, float] = {}
     last_save = time.monotonic()
     try:
+        if start_step == 0:  # the base model's row; a resumed run keeps the one it logged
+            base = hooks.run_due(0, total_steps)
+            if is_main and base:
+                logger.info("%s: before training: %s", describe, metrics_text(base))
+                run.log_metrics({"step": 0, **base})
+                if tracking:
+                    accelerator.log(base, step=0)
         with TrainingProgress(describe, total=total_steps, start=start_step, enabled=is_main) as progress:
             for step in range(start_step, total_steps):
                 started = time.perf_counter()
@@ -136,9 +172,9 @@ def run_loop(
                 metrics["perf/step_seconds"] = time.perf_counter() - started
                 metrics["perf/steps_per_s"] = 1.0 / max(metrics["perf/step_seconds"], 1e-9)
                 done_steps = step + 1
-                if hooks.evaluate is not None and train.eval_every and done_steps % train.eval_every == 0:
-                    metrics.update(hooks.evaluate(done_steps))
-                if is_main and (done_steps % train.log_every == 0 or done_steps == total_steps):
+                evaluated = hooks.run_due(done_steps, total_steps)
+                metrics.update(evaluated)
+                if is_main and (done_steps % train.log_every == 0 or done_steps == total_steps or evaluated):
                     run.log_metrics({"step": done_steps, **metrics})
                     if tracking:
                         accelerator.log(metrics, step=done_steps)

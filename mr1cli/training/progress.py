@@ -6,7 +6,8 @@ plain line every `every_steps` steps or `every_seconds` seconds (whichever comes
     [grpo-d counting] step 12/60 (20%)  0.85 steps/s  ETA 0:00:56  reward 1.34  train_reward_acc 0.375 ...
 
 Metric names are spelled so that none is ambiguous: `train_reward_acc` is the accuracy reward on
-the training rollouts, `test_acc` the greedy accuracy on the test set (train.eval_every).
+the training rollouts, `test_acc` the greedy accuracy on the test set (train.eval_every), `probe_acc`
+on the held-out probe (data.probe_size).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ LABELS = {
     "reward/mean": "reward",
     "reward/accuracy": "train_reward_acc",
     "eval/accuracy": "test_acc",
+    "probe/accuracy": "probe_acc",
     "kl/beta": "beta",
     "kl/mean": "kl",
 }

@@ -145,9 +145,14 @@ class RunDir:
         return rows
 
     def truncate_metrics(self, last_step: int) -> None:
-        """Keep only rows up to `last_step` (the checkpoint a resumed run restarts from)."""
+        """Keep only rows up to `last_step` (the checkpoint a resumed run restarts from); the step-0 row
+        (evaluations of the model before training) is kept with them."""
         kept = [row for row in self.read_metrics() if row.get("step", 0) <= last_step]
         atomic_write_text(self.metrics_file, "".join(json.dumps(row, sort_keys=True) + "\n" for row in kept))
+
+    def clear_metrics(self) -> None:
+        """Drop the log of an attempt that left no checkpoint: the run starts again from step 0."""
+        self.metrics_file.unlink(missing_ok=True)
 
     def log_metrics(self, row: dict[str, Any]) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}

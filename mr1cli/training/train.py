@@ -13,6 +13,7 @@ from mr1cli.data.example import Example
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
 from mr1cli.training.loop import (
+    Evaluation,
     LoopHooks,
     check_optional_packages,
     finish_run,
@@ -89,11 +90,11 @@ def _train(
     if checkpoint is not None:
         start = restore_trainer_state(recipe, checkpoint)
         run.truncate_metrics(start)
-    elif run.metrics_file.exists():
-        run.truncate_metrics(0)
+    else:
+        run.clear_metrics()
     if accelerator.is_main_process and start < steps:
         logger.info("%s: steps %d→%d into %s; %s", describe, start, steps, run.path, _checkpoint_plan(cfg))
-    hooks = LoopHooks(evaluate=_eval_hook(cfg, recipe) if cfg.train.eval_every else None)
+    hooks = LoopHooks(evaluations=_evaluations(cfg, recipe))
     last = (
         run_loop(
             recipe,
@@ -135,17 +136,31 @@ def _build_recipe(
     )
 
 
-def _eval_hook(cfg: RunConfig, recipe: Any):
-    """Test accuracy during training (figure 1): greedy answers on data.test."""
-    test = load_examples(cfg, "test")
+def _evaluations(cfg: RunConfig, recipe: Any) -> tuple[Evaluation, ...]:
+    """Test accuracy every train.eval_every steps (figure 1), and the held-out probe: the same steps
+    plus step 0 (the base) and the last step (learning curves)."""
+    every = cfg.train.eval_every
+    evaluations = []
+    if every:
+        test = load_examples(cfg, "test")
+        evaluations.append(Evaluation(_greedy_accuracy(cfg, recipe, test, "eval"), every=every))
+    if cfg.data.probe_size:
+        probe = load_examples(cfg, "heldout", limit=cfg.data.probe_size)
+        evaluate = _greedy_accuracy(cfg, recipe, probe, "probe")
+        evaluations.append(Evaluation(evaluate, every=every, at_start=True, at_end=True))
+    return tuple(evaluations)
+
+
+def _greedy_accuracy(cfg: RunConfig, recipe: Any, examples: Sequence[Example], prefix: str):
+    """`<prefix>/accuracy` and `<prefix>/format_rate` (percent) of the current policy's greedy answers."""
 
     def evaluate(step: int) -> dict[str, float]:
         model = recipe.accelerator.unwrap_model(recipe.model)
-        result = evaluate_model(model, recipe.processor, test, cfg)
+        result = evaluate_model(model, recipe.processor, examples, cfg)
         model.train()
         return {
-            "eval/accuracy": result.summary["accuracy"],
-            "eval/format_rate": result.summary["format_rate"],
+            f"{prefix}/accuracy": result.summary["accuracy"],
+            f"{prefix}/format_rate": result.summary["format_rate"],
         }
 
     return evaluate

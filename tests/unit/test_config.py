@@ -97,12 +97,23 @@ def test_a_kl_parameter_the_schedule_does_not_use_is_an_error(method, override, 
         ("eval.scoring=loose", "eval.scoring must be one of"),
         ("nonsense", "key=value"),
         ("model=3", "expected a section"),
+        ("data.probe_size=-1", "data.probe_size must be >= 0"),
     ],
 )
 def test_bad_overrides_name_the_key(override, message):
     with pytest.raises(ConfigError) as error:
         load_config(method="grpo", task="counting", overrides=[override])
     assert message in str(error.value)
+
+
+def test_a_probe_needs_a_heldout_set():
+    with pytest.raises(ConfigError, match=r"data\.probe_size needs data\.heldout"):
+        load_config(method="grpo", task="counting", overrides=["data.heldout=", "data.probe_size=8"])
+    heldout = "synthetic:counting-heldout-100"
+    cfg = load_config(
+        method="sft", task="counting", overrides=[f"data.heldout={heldout}", "data.probe_size=8"]
+    )
+    assert (cfg.data.heldout, cfg.data.probe_size) == (heldout, 8)
 
 
 def test_unknown_method_task_profile():

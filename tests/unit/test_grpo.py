@@ -11,6 +11,7 @@ from mr1cli.core.grpo_loss import (
     group_advantages,
     grpo_loss,
     kl_k3,
+    sampled_token_entropy,
     token_log_probs,
 )
 
@@ -157,3 +158,20 @@ def test_clip_fraction_counts_only_masked_tokens():
     mask = torch.tensor([[1, 1, 1, 0]])
     terms = grpo_loss(logp_new, logp_old, None, torch.tensor([1.0]), mask, beta=0.0)
     assert terms.clip_fraction.item() == pytest.approx(2 / 3)
+
+
+def test_sampled_token_entropy_by_hand():
+    # sampled tokens' probabilities 1/2, 1/4 (completion 1) and 1/8 (completion 2; its 2nd and 3rd
+    # positions are padding): (ln 2 + ln 4 + ln 8) / 3 = 6 ln 2 / 3 = 2 ln 2 = 1.386294
+    logp = torch.log(torch.tensor([[0.5, 0.25, 0.9], [0.125, 1.0, 0.3]]))
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert sampled_token_entropy(logp, mask).item() == pytest.approx(2 * math.log(2), abs=1e-6)
+
+
+def test_sampled_token_entropy_estimates_the_entropy_of_the_sampling_distribution():
+    # p = (1/2, 1/4, 1/4): H = ½ ln 2 + 2 · ¼ ln 4 = 1.5 ln 2 = 1.039721; 200,000 draws: s.e. ≈ 0.0008
+    probs = torch.tensor([0.5, 0.25, 0.25])
+    tokens = torch.multinomial(probs, 200_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    logp = probs.log()[tokens].view(1, -1)
+    estimate = sampled_token_entropy(logp, torch.ones_like(logp)).item()
+    assert estimate == pytest.approx(1.5 * math.log(2), abs=0.004)

@@ -10,6 +10,8 @@ One optimizer step s:
      computed once for the G completions (models/shared_prompt.py; same values), here and in step 4;
   4. μ times: loss = −[min(ρÂ, clip(ρ)Â) − β(s)·KL_k3] averaged per completion then over
      completions; backward, clip the gradient, optimizer step.
+With μ = 1 (ρ ≡ 1) the clip fraction is 0 and `loss/policy` averages the advantages (0 per group), so
+each updated step also logs `policy/entropy`, from the sampled tokens' log-probs under π_old.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import ConfigError, TrainingHalted
-from mr1cli.core.grpo_loss import group_advantages, grpo_loss
+from mr1cli.core.grpo_loss import group_advantages, grpo_loss, sampled_token_entropy
 from mr1cli.core.kl_schedules import schedule_from_settings
 from mr1cli.core.rewards import score_completion
 from mr1cli.core.task import get_task
@@ -199,6 +201,7 @@ class GRPORecipe:
         rl = self.cfg.rl
         total_sequences = sum(len(r.advantages) for r in rollouts)
         sums = {"loss/total": 0.0, "loss/policy": 0.0, "kl/mean": 0.0, "train/clip_fraction": 0.0}
+        surprisal_sum, completion_tokens = 0.0, 0.0  # for policy/entropy over this step's tokens
         log_probs = self._log_probs_fn(shared=rl.shared_prompt_forward and self._can_share_with_grad())
         for r in rollouts:
             logp_new = log_probs(self.model, r.batch)  # [N, S-1]
@@ -225,6 +228,9 @@ class GRPORecipe:
             sums["loss/policy"] += -float(terms.policy_objective) * weight
             sums["kl/mean"] += float(terms.kl) * weight
             sums["train/clip_fraction"] += float(terms.clip_fraction) * weight
+            tokens = float(mask.sum())
+            surprisal_sum += float(sampled_token_entropy(logp_old, mask)) * tokens
+            completion_tokens += tokens
         grad_norm = self._clip()
         if not math.isfinite(grad_norm):
             self.optimizer.zero_grad(set_to_none=True)
@@ -234,7 +240,14 @@ class GRPORecipe:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         reduced = {k: float(self._gather(torch.tensor([v])).mean()) for k, v in sums.items()}
-        return reduced | {"train/grad_norm": grad_norm, "train/lr": self.scheduler.get_last_lr()[0]}
+        surprisal, tokens = (
+            self._gather(torch.tensor([surprisal_sum, completion_tokens])).view(-1, 2).sum(dim=0)
+        )
+        return reduced | {
+            "policy/entropy": float(surprisal / tokens.clamp(min=1.0)),
+            "train/grad_norm": grad_norm,
+            "train/lr": self.scheduler.get_last_lr()[0],
+        }
 
     def _log_probs_fn(self, *, shared: bool):
         """Per-token log-probs of a rollout batch: each prompt computed once for its G completions
