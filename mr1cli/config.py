@@ -125,6 +125,9 @@ class TrainConfig:
         5.0, "also write a checkpoint when this many minutes have passed since the last (0 = off)"
     )
     eval_every: int = _f(0, "evaluate on the test set every N steps (0 = only at the end); feeds figure 1")
+    probe_every: int = _f(
+        0, "score the held-out probe (data.probe_size) every N steps (0 = every train.eval_every steps)"
+    )
     log_every: int = _f(1, "write metrics every N optimizer steps")
     report_to: list[str] = _f(
         [],
@@ -135,7 +138,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
             raise ConfigError(f"train.learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("epochs", "max_steps", "save_every", "save_minutes", "eval_every"):
+        for name in ("epochs", "max_steps", "save_every", "save_minutes", "eval_every", "probe_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.log_every < 1:

@@ -34,27 +34,38 @@ BOUNDS = ("accuracy", "accuracy_low", "accuracy_high")
 
 
 def fig1_test_accuracy(inputs: Inputs) -> Figure | None:
-    """Paper figure 1: test accuracy of SFT and GRPO (and GRPO-D) over training steps, per task."""
+    """Paper figure 1: test accuracy of SFT and GRPO (and GRPO-D) over training steps, per task; the
+    held-out probe's accuracy when the runs logged no test accuracy during training."""
     curves = inputs.curves
-    if curves is None or "eval/accuracy" not in curves or curves["eval/accuracy"].isna().all():
+    metric = next(
+        (
+            m
+            for m in ("eval/accuracy", "probe/accuracy")
+            if curves is not None and m in curves and curves[m].notna().any()
+        ),
+        None,
+    )
+    if metric is None:
         return None
-    tasks = [t for t in TASKS.names() if curves.loc[curves["train_task"] == t, "eval/accuracy"].notna().any()]
-    title = f"Figure 1 — test accuracy during training, SFT vs GRPO — {inputs.ours}"
+    on_test = metric == "eval/accuracy"
+    tasks = [t for t in TASKS.names() if curves.loc[curves["train_task"] == t, metric].notna().any()]
+    which = "test" if on_test else "held-out probe"
+    title = f"Figure 1 — {which} accuracy during training, SFT vs GRPO — {inputs.ours}"
     fig, axes = new_figure(len(tasks), title)
     for ax, task in zip(axes, tasks, strict=True):
         for method in ("sft", "grpo", "grpo-d"):
             runs = curves[(curves["train_task"] == task) & (curves["method"] == method)]
-            stats = seed_mean(runs, "eval/accuracy") if len(runs) else None
+            stats = seed_mean(runs, metric) if len(runs) else None
             if stats is None or stats.empty:
                 continue
             ax.plot(
                 stats["step"], stats["mean"], marker="o", ms=3, color=COLORS[method], label=LABELS[method]
             )
             ax.fill_between(stats["step"], stats["min"], stats["max"], color=COLORS[method], alpha=0.15)
-        if inputs.table is not None:
+        if inputs.table is not None and on_test:  # the probe's step 0 is the base already
             base_line(ax, inputs.table, task, "before training")
         ax.set(title=f"trained and tested on {task}", xlabel="training step (optimizer steps)")
-        ax.set(ylabel="test accuracy (%)")
+        ax.set(ylabel=f"{which} accuracy (%)")
         ax.legend(title="mean over seeds (band: min–max)", fontsize=8, title_fontsize=8)
     return fig
 

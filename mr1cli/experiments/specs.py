@@ -86,13 +86,29 @@ def _eval_tasks(train_task: str, evaluate_on: str) -> tuple[str, ...]:
     raise ConfigError(f"evaluate_on must be 'same' or 'other', got '{evaluate_on}'")
 
 
+def _profile_values(values: list[Any] | dict[str, list[Any]], profile: str, key: str) -> list[Any]:
+    """A varied key's values: one list, or a list per profile (`{tiny: [...], "*": [...]}`, "*" for the
+    others), so a small profile can cut grid points that a large one keeps.
+
+    >>> _profile_values({"tiny": [0, 1], "*": [0, 0.5, 1]}, "paper", "x"), _profile_values([1, 2], "tiny", "x")
+    ([0, 0.5, 1], [1, 2])
+    """
+    if not isinstance(values, dict):
+        return list(values)
+    if profile in values or "*" in values:
+        return list(values.get(profile, values.get("*")))
+    raise ConfigError(f"vary.{key}: no values for profile '{profile}' (give a list for it or for \"*\")")
+
+
 def plan(spec: dict[str, Any], profile: str, seeds: int) -> list[PlannedRun]:
     """Every (grid, method, task, setting, seed) of the spec, with its resolved config."""
     profile_seeds = (spec.get("seeds") or {}).get(profile, 1)
     seed_values = range(seeds or profile_seeds)
     runs: list[PlannedRun] = []
     for grid in spec["grids"]:
-        vary: dict[str, list[Any]] = grid.get("vary") or {}
+        vary = {
+            key: _profile_values(values, profile, key) for key, values in (grid.get("vary") or {}).items()
+        }
         fixed = [f"{k}={v}" for k, v in (grid.get("overrides") or {}).items()]
         for task in grid["tasks"]:
             eval_tasks = _eval_tasks(task, grid.get("evaluate_on", "same"))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -166,3 +168,58 @@ def relative_change(new: float, old: float) -> float:
     if old is None or new is None or old == 0 or math.isnan(old) or math.isnan(new):
         return math.nan
     return (new - old) / old * 100.0
+
+
+# Student-t over seeds: the bands of learning curves (a few seeds, one value per seed and step).
+
+
+def t_cdf(t: float, df: int) -> float:
+    """P(T ≤ t) for Student's t with integer `df`, from the finite series of Abramowitz & Stegun
+    26.7.3 (odd df) and 26.7.4 (even df).
+
+    >>> round(t_cdf(4.302653, 2), 4), round(t_cdf(-12.7062, 1), 4)
+    (0.975, 0.025)
+    """
+    theta = math.atan(abs(t) / math.sqrt(df))
+    cos2, total, term = math.cos(theta) ** 2, 1.0, 1.0
+    for k in range(3 if df % 2 else 2, df, 2):  # odd: 1 + 2/3 c² + 2·4/(3·5) c⁴ …; even: 1 + c²/2 …
+        term *= (k - 1) / k * cos2
+        total += term
+    if df % 2:
+        inside = 2 / math.pi * (theta + (math.sin(theta) * math.cos(theta) * total if df > 1 else 0.0))
+    else:
+        inside = math.sin(theta) * total  # P(|T| < |t|)
+    return 0.5 + math.copysign(inside / 2, t)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The upper p-quantile (p ≥ 0.5) of Student's t with `df` degrees of freedom, by bisection.
+
+    >>> [round(t_quantile(0.975, df), 3) for df in (1, 2, 10, 1000)]
+    [12.706, 4.303, 2.228, 1.962]
+    """
+    if not 0.5 <= p < 1.0 or df < 1:
+        raise ValueError(f"need 0.5 <= p < 1 and df >= 1, got p={p}, df={df}")
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < p:
+        low, high = high, 2.0 * high
+    for _ in range(100):
+        mid = (low + high) / 2.0
+        low, high = (mid, high) if t_cdf(mid, df) < p else (low, mid)
+    return (low + high) / 2.0
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the Student-t confidence interval of the mean (sample std,
+    ddof = 1): half = t((1 + confidence)/2, n − 1) · s / √n; the half-width is 0 for one value.
+
+    >>> [round(v, 3) for v in mean_ci([1.0, 2.0, 3.0])]   # 4.303 · 1/√3
+    [2.0, 2.484]
+    >>> mean_ci([37.5])
+    (37.5, 0.0)
+    """
+    xs = [float(v) for v in values]
+    if len(xs) < 2:
+        return statistics.fmean(xs), 0.0  # fmean raises on no values
+    half = t_quantile((1.0 + confidence) / 2.0, len(xs) - 1) * statistics.stdev(xs) / math.sqrt(len(xs))
+    return statistics.fmean(xs), half

@@ -137,8 +137,9 @@ def _build_recipe(
 
 
 def _evaluations(cfg: RunConfig, recipe: Any) -> tuple[Evaluation, ...]:
-    """Test accuracy every train.eval_every steps (figure 1), and the held-out probe: the same steps
-    plus step 0 (the base) and the last step (learning curves)."""
+    """Test accuracy every train.eval_every steps (figure 1), and the held-out probe every
+    train.probe_every steps (default: the same steps) plus step 0 (the base) and the last step
+    (learning curves)."""
     every = cfg.train.eval_every
     evaluations = []
     if every:
@@ -147,7 +148,8 @@ def _evaluations(cfg: RunConfig, recipe: Any) -> tuple[Evaluation, ...]:
     if cfg.data.probe_size:
         probe = load_examples(cfg, "heldout", limit=cfg.data.probe_size)
         evaluate = _greedy_accuracy(cfg, recipe, probe, "probe")
-        evaluations.append(Evaluation(evaluate, every=every, at_start=True, at_end=True))
+        probe_every = cfg.train.probe_every or every
+        evaluations.append(Evaluation(evaluate, every=probe_every, at_start=True, at_end=True))
     return tuple(evaluations)
 
 
