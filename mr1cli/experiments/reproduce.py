@@ -56,7 +56,7 @@ def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
             final = run_training(run.config, base_model=base_model, resume=True)
             model, folder = str(final), final.parent
         for eval_task in run.eval_tasks:
-            evaluate_cached(model, folder, profile, eval_task)
+            evaluate_cached(model, folder, profile, eval_task, run.train_task)
             records.append(
                 {
                     "grid": run.grid,
@@ -67,7 +67,7 @@ def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
                     "setting": run.setting,
                     "run": run.name,
                     "profile": profile,
-                    **evaluation_fields(folder, profile, eval_task),
+                    **evaluation_fields(folder, profile, eval_task, run.train_task),
                 }
             )
     return records

@@ -28,10 +28,12 @@ def eval_config(profile: str, eval_task: str) -> RunConfig:
     return load_config(method="sft", task=eval_task, profile=profile)
 
 
-def eval_splits(profile: str, eval_task: str) -> tuple[str, ...]:
-    """The sets every model is evaluated on: the (shifted) test set, and the held-out set from the
-    training distribution where the profile names one (`data.heldout`)."""
-    return ("test", "heldout") if eval_config(profile, eval_task).data.heldout else ("test",)
+def eval_splits(profile: str, eval_task: str, trained_on: str | None = None) -> tuple[str, ...]:
+    """The sets a model is evaluated on: the (shifted) test set, and the held-out set from the
+    training distribution where the profile names one (`data.heldout`), unless the model was trained
+    on another task (cross-task results compare test sets only; this saves their held-out passes)."""
+    heldout = eval_config(profile, eval_task).data.heldout and trained_on in (None, eval_task)
+    return ("test", "heldout") if heldout else ("test",)
 
 
 def eval_key(cfg: RunConfig, split: str = "test") -> str:
@@ -50,21 +52,25 @@ def eval_dir(folder: Path, profile: str, eval_task: str, split: str = "test") ->
     return folder / "eval" / f"{eval_task}-{split}-{eval_key(eval_config(profile, eval_task), split)}"
 
 
-def evaluate_cached(model: str, folder: Path, profile: str, eval_task: str) -> None:
+def evaluate_cached(
+    model: str, folder: Path, profile: str, eval_task: str, trained_on: str | None = None
+) -> None:
     """Evaluate `model` on the profile's test set of `eval_task` (and its held-out set), once each."""
-    for split in eval_splits(profile, eval_task):
+    for split in eval_splits(profile, eval_task, trained_on):
         out_dir = eval_dir(folder, profile, eval_task, split)
         if not (out_dir / "metrics.json").is_file():
             evaluate_checkpoint(eval_config(profile, eval_task), model, split=split, output=out_dir)
 
 
-def evaluation_fields(folder: Path, profile: str, eval_task: str) -> dict[str, Any]:
+def evaluation_fields(
+    folder: Path, profile: str, eval_task: str, trained_on: str | None = None
+) -> dict[str, Any]:
     """A record's evaluation results, from the saved evaluations of the model in `folder`: the test
     set's accuracies, format rate and scoring, then for each evaluated set its examples hash and
     per-example correctness (`test_correct`: '1'/'0' per example in test-set order), and the held-out
     accuracy (None without a held-out set)."""
     fields: dict[str, Any] = {"heldout_accuracy": None}
-    for split in eval_splits(profile, eval_task):
+    for split in eval_splits(profile, eval_task, trained_on):
         out_dir = eval_dir(folder, profile, eval_task, split)
         summary = json.loads((out_dir / "metrics.json").read_text())
         predictions = read_jsonl(out_dir / "predictions.jsonl")
@@ -102,6 +108,10 @@ class Unit:
     def tag(self) -> str:
         """The file stem of this unit's log and launch record inside home/launch/."""
         return "run" if self.config is not None else f"eval-{self.eval_tasks[0]}"
+
+    @property
+    def trained_on(self) -> str | None:
+        return self.config.task if self.config is not None else None
 
     @property
     def log(self) -> Path:
@@ -150,7 +160,7 @@ def unit_done(unit: Unit) -> bool:
     return all(
         (eval_dir(unit.home, unit.profile, task, split) / "metrics.json").is_file()
         for task in unit.eval_tasks
-        for split in eval_splits(unit.profile, task)
+        for split in eval_splits(unit.profile, task, unit.trained_on)
     )
 
 
@@ -164,4 +174,4 @@ def run_unit(unit: Unit, *, evaluate: bool = True) -> None:
         model, folder = str(final), final.parent
     if evaluate:
         for eval_task in unit.eval_tasks:
-            evaluate_cached(model, folder, unit.profile, eval_task)
+            evaluate_cached(model, folder, unit.profile, eval_task, unit.trained_on)

@@ -29,9 +29,6 @@ class Counting(Task):
     kl_defaults = {"constant": {"beta": 0.04}, "dynamic": {"beta_min": 0.04, "beta_max": 0.10}}
     config_defaults = {
         "*": {"data": {"train_limit": 100}},  # the paper's few-shot counting (2B: 100 samples)
-        # A shorter counting warm-up than geometry's 1500, so the tiny base starts with room to improve
-        # on counting (README, "Choosing the tiny settings").
-        "tiny-base": {"data": {"warmup": "synthetic:counting-warmup-300"}},
         "paper": {"data": {"train": R1V_TRAIN, "test": R1V_TEST, "image_root": "data/superclevr"}},
     }
     truth_kinds = ("integer",)  # a count that is not an integer is refused at load: no count can match it

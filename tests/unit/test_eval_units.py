@@ -54,6 +54,8 @@ def save_evaluation(folder: Path, correct: list[bool], examples_hash: str) -> No
 
 def test_the_held_out_set_is_evaluated_where_the_profile_names_one(profile):
     assert eval_splits(profile, "counting") == ("test", "heldout")
+    assert eval_splits(profile, "counting", trained_on="counting") == ("test", "heldout")
+    assert eval_splits(profile, "counting", trained_on="geometry") == ("test",)  # cross-task: test only
     assert eval_splits(profile, "geometry") == ("test",)
     home = Path("runs/model")
     test, heldout = (eval_dir(home, profile, "counting", split) for split in ("test", "heldout"))
