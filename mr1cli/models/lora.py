@@ -106,7 +106,11 @@ def load_adapters(model: Any, folder: str, *, trainable: bool) -> Any:
         raise CheckpointError(
             f"{folder}: could not load the LoRA adapters ({str(error).splitlines()[0]})"
         ) from None
-    return wrapped if trainable else wrapped.merge_and_unload()
+    if not trainable:
+        return wrapped.merge_and_unload()
+    if not any(".visual." in name for name, _ in wrapped.named_modules() if name.endswith("lora_A")):
+        _keep_frozen_vision_out_of_backward(wrapped)  # resuming: the same fix as a fresh add_lora
+    return wrapped
 
 
 def has_adapters(model: Any) -> bool:

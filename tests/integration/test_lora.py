@@ -161,3 +161,18 @@ def test_checkpointed_lora_keeps_the_frozen_vision_tower_out_of_backward(tiny_mo
         out = embed(torch.randn(16, embed.proj.weight[0].numel()))
         assert out.requires_grad is expected
         assert base_model(model).get_input_embeddings()(torch.tensor([[1, 2]])).requires_grad
+
+
+def test_resumed_lora_keeps_the_frozen_vision_tower_out_of_backward(tiny_model_dir, tmp_path):
+    """Adapters loaded to resume training get the same fix as fresh ones; vision-tuned ones do not."""
+    from mr1cli.models.loading import vision_tower
+    from mr1cli.models.lora import base_model, load_adapters
+
+    for vision, expected in [(False, False), (True, True)]:
+        lora = LoraConfig(enabled=True, rank=4, vision=vision)
+        fresh = load_model(str(tiny_model_dir), device="cpu", gradient_checkpointing=True, lora=lora).model
+        fresh.save_pretrained(tmp_path / f"adapters-{vision}")
+        plain = load_model(str(tiny_model_dir), device="cpu", gradient_checkpointing=True).model
+        resumed = load_adapters(plain, str(tmp_path / f"adapters-{vision}"), trainable=True)
+        embed = vision_tower(base_model(resumed)).get_input_embeddings()
+        assert embed(torch.randn(16, embed.proj.weight[0].numel())).requires_grad is expected
