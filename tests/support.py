@@ -66,9 +66,10 @@ def two_answer_toy() -> list[Example]:
     """Sixteen counting examples: one or two big white disks on black (eight of each, seeded heights),
     each asked "How many items are there in the image?". The right answer is "1" or "2" and the
     image alone decides it. The disks cover an eighth or a quarter of the picture, a difference the
-    vision features carry before any training; what a policy must learn is which answer goes with
-    which. (On CLEVR-like scenes of one or two small objects, or with the answer decided by one word
-    of the question, GRPO-D stayed at 50 % for 40 steps: the signal was too faint to find.)"""
+    vision features carry without being trained to count; what a policy must learn is which answer
+    goes with which. (With the answer decided by one word of the question instead, GRPO-D stayed at
+    50 % for 50 steps; on CLEVR-like scenes of one or two small objects, even SFT on the right
+    answers had not learned it after 60 steps.)"""
     rng = random.Random(0)
     examples = []
     for index in range(TOY_IMAGES_PER_ANSWER):
