@@ -6,6 +6,11 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# OpenMP threads that spin at every barrier wait there for a sibling the scheduler has taken off a
+# busy CPU. Measured on 2 cores loaded by other jobs: the fast tests of test_trainers.py took 125 s
+# spinning and 43 s with passive waits; the 2-thread toy test 193 s and 36 s. Set before torch is
+# imported (libgomp reads it when it loads); subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pathlib import Path
 

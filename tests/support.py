@@ -1,11 +1,23 @@
-"""Helpers shared by the tests: the tiny GRPO/SFT configs and a miniature experiment folder."""
+"""Helpers shared by the tests: the tiny GRPO/SFT configs, the two-answer toy that GRPO-D must
+learn, and a miniature experiment folder."""
 
 from __future__ import annotations
 
+import io
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
 
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import load_config
+from mr1cli.data.example import Example, ImageRef
+from mr1cli.training import run_training
+from mr1cli.training.run_dir import RunDir
 
 # A GRPO run small enough for a test: 16 warm-up counting examples, 4 prompts × G = 4, 12 tokens.
 TINY_GRPO_OVERRIDES = (
@@ -40,6 +52,109 @@ def tiny_grpo_config(
 def tiny_sft_config(model_dir: Path, *extra: str) -> RunConfig:
     overrides = [f"model.name_or_path={model_dir}", *TINY_SFT_OVERRIDES, *extra]
     return load_config(method="sft", task="counting", profile="tiny", overrides=overrides)
+
+
+# ---- the two-answer toy: a working GRPO-D takes it from 50 % to over 90 % ----------------------
+
+TOY_ANSWERS = ("1", "2")
+TOY_QUESTION = "How many items are there in the image?"
+TOY_IMAGES_PER_ANSWER = 8
+TOY_SIDE, TOY_DISK_RADIUS = 112, 22  # the tiny profile's 112 × 112 images; disks 44 pixels across
+
+
+def two_answer_toy() -> list[Example]:
+    """Sixteen counting examples: one or two big white disks on black (eight of each, seeded heights),
+    each asked "How many items are there in the image?". The right answer is "1" or "2" and the
+    image alone decides it. The disks cover an eighth or a quarter of the picture, a difference the
+    vision features carry without being trained to count; what a policy must learn is which answer
+    goes with which. (With the answer decided by one word of the question instead, GRPO-D stayed at
+    50 % for 50 steps; on CLEVR-like scenes of one or two small objects, even SFT on the right
+    answers had not learned it after 60 steps.)"""
+    rng = random.Random(0)
+    examples = []
+    for index in range(TOY_IMAGES_PER_ANSWER):
+        for answer in TOY_ANSWERS:
+            columns = (56,) if answer == "1" else (28, 84)
+            picture = _disks([(x, rng.randint(30, 82)) for x in columns])
+            examples.append(Example(f"toy-{index}-{answer}", "counting", TOY_QUESTION, answer, picture))
+    return examples
+
+
+def _disks(centres: list[tuple[int, int]]) -> ImageRef:
+    image = Image.new("RGB", (TOY_SIDE, TOY_SIDE), "black")
+    draw = ImageDraw.Draw(image)
+    r = TOY_DISK_RADIUS
+    for x, y in centres:
+        draw.ellipse((x - r, y - r, x + r, y + r), fill="white")
+    encoded = io.BytesIO()
+    image.save(encoded, format="PNG")
+    return ImageRef(data=encoded.getvalue())
+
+
+def warm_up_on_both_answers(model_dir: Path, out: Path) -> Path:
+    """SFT of a fresh tiny model on every toy image twice, once answered "1" and once "2": the policy
+    learns the answer format and the two candidate answers but nothing about which one is right, so
+    it starts at 50 % by construction (whatever its bias between the two, the toy is balanced)."""
+    both = [replace(ex, id=f"{ex.id}-says-{a}", truth=a) for ex in two_answer_toy() for a in TOY_ANSWERS]
+    overrides = [
+        f"model.name_or_path={model_dir}",
+        "train.learning_rate=3e-3",
+        "train.max_steps=40",
+        "train.prompts_per_step=16",
+        "train.micro_batch=16",
+        "train.eval_every=0",
+        "sft.eval_wording_frac=0",  # the training wording, as the GRPO rollouts use
+    ]
+    cfg = load_config(method="sft", task="counting", profile="tiny", overrides=overrides)
+    return run_training(cfg, output_dir=out, train_examples=both)
+
+
+# GRPO-D on the toy: 16 prompts × G = 8 per step, 40 steps. An Adam step at this learning rate moves
+# every weight of the tiny model, and the answer format breaks when the weights around the digit move
+# too far ("<answer> 2 2 2", "<answer>  </answer>" for a step or two); three choices keep the run
+# steady: the vision tower stays frozen (its features already tell one disk from two), the learning
+# rate warms up and decays to zero (the last steps measure a settled policy), and temperature 0.7
+# draws the rare broken tokens less often. Without them, runs ended anywhere from 0.89 to 0.98.
+TWO_ANSWER_GRPO_D = (
+    "train.max_steps=40",
+    "train.learning_rate=1e-3",
+    "train.lr_scheduler=cosine",
+    "train.warmup_ratio=0.1",
+    "train.prompts_per_step=16",
+    "train.micro_batch=16",
+    "train.eval_every=0",
+    "model.freeze_vision=true",
+    "rl.num_generations=8",
+    "rl.temperature=0.7",
+    "rl.max_completion_length=8",
+    "reward.weights.format=0",  # the warm-up answers without a think block: accuracy is the reward
+)
+
+
+def learn_two_answer_toy(model_dir: Path, folder: Path, *extra: str) -> tuple[float, float]:
+    """Warm `model_dir` up on both answers (folder/warm-up), then GRPO-D on the toy (folder/grpo) with
+    TWO_ANSWER_GRPO_D then `extra`. Returns the accuracy reward (the task's scorer on the sampled
+    rollouts) at the start, step 0's rollouts drawn before any update, and at the end, the mean of
+    the last five steps."""
+    warmed_up = warm_up_on_both_answers(model_dir, folder / "warm-up")
+    overrides = [f"model.name_or_path={warmed_up}", *TWO_ANSWER_GRPO_D, *extra]
+    cfg = load_config(method="grpo-d", task="counting", profile="tiny", overrides=overrides)
+    run_training(cfg, output_dir=folder / "grpo", train_examples=two_answer_toy())
+    accuracy = [row["reward/accuracy"] for row in RunDir(folder / "grpo").read_metrics()]
+    return accuracy[0], sum(accuracy[-5:]) / 5
+
+
+@contextmanager
+def torch_threads(threads: int, *, deterministic: bool = False) -> Iterator[None]:
+    """torch's intra-op threads pinned to `threads` (and deterministic algorithms on or off), restored after."""
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])
 
 
 MINI_SPEC = """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file
-from support import tiny_grpo_config
+from support import learn_two_answer_toy, tiny_grpo_config, torch_threads
 
 from mr1cli.cli import main
 from mr1cli.config import LoraConfig
@@ -121,31 +121,14 @@ def test_lora_run_resumes_exactly_and_exports_merged(module_cache, tiny_model_di
 
 
 @pytest.mark.slow
-def test_lora_grpo_d_raises_accuracy_on_a_learnable_toy(module_cache, tiny_model_dir, tmp_path):
-    from support import tiny_sft_config
-
-    sft = run_training(tiny_sft_config(tiny_model_dir, "train.max_steps=40"), output_dir=tmp_path / "sft")
-    cfg = tiny_grpo_config(
-        sft,
-        "model.lora.enabled=true",
-        "model.lora.rank=16",
-        "model.lora.alpha=32",
-        "model.lora.dropout=0.0",
-        "data.train=synthetic:counting-warmup-200",
-        "train.learning_rate=3e-3",
-        "train.max_steps=150",
-        "rl.num_generations=8",
-        "train.prompts_per_step=8",
-        "train.micro_batch=8",
-        "reward.weights.format=0",
-    )
-    toy = [ex for ex in load_examples(cfg, "train") if ex.truth == "2"][:16]
-    run_training(cfg, output_dir=tmp_path / "grpo", train_examples=toy)
-    accuracy = [row["reward/accuracy"] for row in RunDir(tmp_path / "grpo").read_metrics()]
-    first, last = sum(accuracy[:10]) / 10, sum(accuracy[-10:]) / 10
-    # Measured over 150 steps (last 10 steps): 0.12 → 0.63 with one torch thread (the jump comes after
-    # ~50 steps), 0.12 → 0.68 with two (after ~90); at 50 steps it was only 0.13 → 0.26.
-    assert last > 0.45 and last > first + 0.3, (first, last, accuracy)
+def test_lora_grpo_d_learns_the_two_answer_toy(tiny_model_dir, tmp_path):
+    """The full fine-tune's two-answer toy (support.learn_two_answer_toy) with rank-8 adapters on the
+    text decoder, at a 3× higher learning rate. Measured start → end (mean of the last 5 steps):
+    0.453 → 0.989; over 6 more seeds, warm-ups and 2 threads the start lay in 0.45–0.57 and the end
+    in 0.976–0.994."""
+    with torch_threads(1):
+        start, end = learn_two_answer_toy(tiny_model_dir, tmp_path, *LORA, "train.learning_rate=3e-3")
+    assert 0.3 < start < 0.7 and end > 0.9, (start, end)
 
 
 def test_checkpointed_lora_keeps_the_frozen_vision_tower_out_of_backward(tiny_model_dir):

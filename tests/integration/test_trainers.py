@@ -1,11 +1,11 @@
-"""Trainers by behaviour: SFT learns a toy, resume equals no resume, GRPO-D raises reward."""
+"""Trainers by behaviour: SFT learns a toy, resume equals no resume, GRPO-D learns the two-answer toy."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from support import tiny_grpo_config, tiny_sft_config
+from support import learn_two_answer_toy, tiny_grpo_config, tiny_sft_config, torch_threads
 
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import CheckpointError, TrainingHalted
@@ -227,34 +227,21 @@ def test_all_equal_reward_step_still_steps_on_the_kl_term_when_not_skipped(
 
 
 @pytest.mark.slow
-def test_grpo_d_raises_accuracy_reward_on_a_learnable_toy(module_cache, tiny_model_dir, tmp_path):
-    # A model that has learned the answer format but barely counts, then GRPO-D on scenes of two
-    # objects: moving its answers onto "2" earns reward.
-    sft = run_training(sft_config(tiny_model_dir, "train.max_steps=40"), output_dir=tmp_path / "sft")
-    cfg = load_config(
-        method="grpo-d",
-        task="counting",
-        profile="tiny",
-        overrides=[
-            f"model.name_or_path={sft}",
-            "data.train=synthetic:counting-warmup-200",
-            "data.train_limit=0",
-            "train.learning_rate=1e-3",
-            "train.max_steps=50",
-            "rl.max_completion_length=12",
-            "rl.num_generations=8",
-            "train.prompts_per_step=8",
-            "reward.weights.format=0",
-        ],
-    )
-    toy = [ex for ex in load_examples(cfg, "train") if ex.truth == "2"][:16]
-    run_training(cfg, output_dir=tmp_path / "grpo", train_examples=toy)
-    accuracy = [row["reward/accuracy"] for row in RunDir(tmp_path / "grpo").read_metrics()]
-    first, last = sum(accuracy[:10]) / 10, sum(accuracy[-10:]) / 10
-    # One answer is right for every prompt: a working policy gradient concentrates on it, far beyond
-    # what differences between machines' floating-point kernels can move (measured: 0.16 → 0.91 with
-    # one torch thread, 0.16 → 0.94 with two).
-    assert last > 0.6 and last > first + 0.3, (first, last, accuracy)
+@pytest.mark.parametrize(
+    "threads, deterministic",
+    [(1, False), (2, False), (1, True)],
+    ids=["1-thread", "2-threads", "deterministic"],
+)
+def test_grpo_d_learns_the_two_answer_toy(tiny_model_dir, tmp_path, threads, deterministic):
+    """One or two disks, answer "1" or "2": the warm-up saw every image with both answers, so the
+    policy starts at 50 % by construction, and GRPO-D must find the right one from the accuracy reward
+    alone. Measured start → end (mean of the last 5 steps): 0.453 → 0.991 with 1 thread, 0.453 → 0.994
+    with 2, 0.453 → 0.991 with deterministic algorithms; over 11 more seeds and warm-ups the start lay
+    in 0.44–0.57 and the end in 0.972–0.996, so kernels that change the trajectory still clear 0.9."""
+    with torch_threads(threads, deterministic=deterministic):
+        start, end = learn_two_answer_toy(tiny_model_dir, tmp_path)
+        assert torch.get_num_threads() == threads  # nothing in the run re-pinned the threads
+    assert 0.3 < start < 0.7 and end > 0.9, (start, end)
 
 
 def test_tensorboard_logging_when_asked(module_cache, tiny_model_dir, tmp_path):
