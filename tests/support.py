@@ -23,6 +23,7 @@ from mr1cli.training.run_dir import RunDir
 TINY_GRPO_OVERRIDES = (
     "data.train=synthetic:counting-warmup-16",
     "data.train_limit=0",
+    "data.probe_size=0",  # the tiny profile's held-out probe is tested on its own (test_learning_signals)
     "train.prompts_per_step=4",
     "train.micro_batch=2",
     "rl.num_generations=4",
@@ -34,6 +35,7 @@ TINY_SFT_OVERRIDES = (
     "data.train=synthetic:counting-warmup-64",
     "data.test=synthetic:counting-warmup-64",
     "data.train_limit=0",
+    "data.probe_size=0",
     "train.learning_rate=3e-3",
     "train.prompts_per_step=16",
     "train.micro_batch=8",
@@ -98,6 +100,7 @@ def warm_up_on_both_answers(model_dir: Path, out: Path) -> Path:
     both = [replace(ex, id=f"{ex.id}-says-{a}", truth=a) for ex in two_answer_toy() for a in TOY_ANSWERS]
     overrides = [
         f"model.name_or_path={model_dir}",
+        "data.probe_size=0",
         "train.learning_rate=3e-3",
         "train.max_steps=40",
         "train.prompts_per_step=16",
@@ -116,6 +119,7 @@ def warm_up_on_both_answers(model_dir: Path, out: Path) -> Path:
 # rate warms up and decays to zero (the last steps measure a settled policy), and temperature 0.7
 # draws the rare broken tokens less often. Without them, runs ended anywhere from 0.89 to 0.98.
 TWO_ANSWER_GRPO_D = (
+    "data.probe_size=0",
     "train.max_steps=40",
     "train.learning_rate=1e-3",
     "train.lr_scheduler=cosine",

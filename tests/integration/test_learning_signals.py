@@ -19,6 +19,7 @@ from mr1cli.training.run_dir import RunDir
 PROBE = (
     "data.heldout=synthetic:counting-warmup-64",
     "data.probe_size=16",
+    "train.probe_every=0",  # the probe follows train.eval_every
     "data.test=synthetic:counting-test-8",
     "eval.max_new_tokens=12",
 )
