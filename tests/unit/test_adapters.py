@@ -324,7 +324,9 @@ def test_synthetic_source_is_generated_once_into_the_cache(tmp_path, monkeypatch
         return superclevr_test(out_dir, counts=list(range(n)), sizes=[(image_size, image_size)] * n)
 
     monkeypatch.setitem(
-        sys.modules, "mr1cli.data.synthetic.splits", types.SimpleNamespace(write_split=write_split, GENERATOR_VERSION=2)
+        sys.modules,
+        "mr1cli.data.synthetic.splits",
+        types.SimpleNamespace(write_split=write_split, GENERATOR_VERSION=2),
     )
     for _ in range(2):
         split = load_split("synthetic:counting-test-3", task="counting", cache_dir=tmp_path, synthetic_seed=7)
