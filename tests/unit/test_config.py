@@ -200,3 +200,20 @@ def test_a_run_directory_saved_by_an_earlier_version_still_loads():
     cfg = config_from_dict(saved)
     assert cfg.rl.kl == {"name": "constant", "beta": 0.04} and cfg.train.report_to == []
     assert cfg.method == "grpo" and cfg.rl.num_generations == saved["rl"]["num_generations"]
+
+
+def test_the_tiny_base_cache_key_covers_only_what_the_warm_up_reads():
+    from mr1cli.zoo.builds import warmup_key
+
+    base = load_config(method="sft", task="counting", profile="tiny-base")
+    unrelated = load_config(
+        method="sft",
+        task="counting",
+        profile="tiny-base",
+        overrides=["rl.num_generations=4", "data.heldout=synthetic:counting-heldout-50", "train.probe_every=5"],
+    )
+    assert base.fingerprint() != unrelated.fingerprint()
+    assert warmup_key(base) == warmup_key(unrelated)
+    for changed in ("train.learning_rate=1e-3", "data.warmup=synthetic:counting-warmup-10", "sft.target=answer"):
+        other = load_config(method="sft", task="counting", profile="tiny-base", overrides=[changed])
+        assert warmup_key(other) != warmup_key(base), changed
