@@ -84,8 +84,13 @@ class DataConfig:
     )
     probe_size: int = _f(
         0,
-        "examples of data.heldout scored greedily (probe/accuracy) before training, every train.eval_every"
+        "examples of data.heldout scored greedily (probe/accuracy) before training, every train.probe_every"
         " steps and at the last step (0 = off)",
+    )
+    balance_answers: bool = _f(
+        False,
+        "with data.train_limit N: pick the N training examples round-robin over their answers from the"
+        " whole training set, so that no single answer dominates the reward",
     )
     warmup: str = _f("", "warm-up set used to build the tiny base model")
     image_root: str = _f(
@@ -104,6 +109,8 @@ class DataConfig:
             raise ConfigError("data.train_limit, data.test_limit and data.probe_size must be >= 0")
         if self.probe_size and not self.heldout:
             raise ConfigError("data.probe_size needs data.heldout, the set whose first examples it scores")
+        if self.balance_answers and not self.train_limit:
+            raise ConfigError("data.balance_answers needs data.train_limit, the number of examples to pick")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from mr1cli.config import RunConfig
@@ -21,15 +22,36 @@ def load_examples(cfg: RunConfig, which: str, task: str | None = None, limit: in
     if not source:
         raise ConfigError(f"data.{which} is not set for profile '{cfg.profile}' and task '{cfg.task}'")
     limit = limit or {"train": d.train_limit, "test": d.test_limit}.get(which, 0) or None
+    balance = which == "train" and d.balance_answers and limit
     loaded = load_split(
         source,
         task=task or cfg.task,
         image_root=Path(d.image_root) if d.image_root else None,
         skip_bad=d.skip_bad,
-        limit=limit,
+        limit=None if balance else limit,
         synthetic_seed=d.synthetic_seed,
         synthetic_image_size=d.synthetic_image_size,
     )
     if loaded.skipped:
         logger.warning("%s: skipped %d bad rows (--skip-bad)", source, loaded.skipped)
+    if balance:
+        return balanced_by_answer(loaded.examples, limit)
     return list(loaded.examples)
+
+
+def balanced_by_answer(examples: Sequence[Example], n: int) -> list[Example]:
+    """`n` examples taken round-robin over the distinct answers (each answer's in file order), returned
+    in file order: every answer appears min(its count, about n / #answers) times."""
+    by_answer: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_answer.setdefault(ex.truth, []).append(i)
+    queues = [iter(indices) for indices in by_answer.values()]
+    chosen: list[int] = []
+    while queues and len(chosen) < n:
+        for queue in list(queues):
+            index = next(queue, None)
+            if index is None:
+                queues.remove(queue)
+            elif len(chosen) < n:
+                chosen.append(index)
+    return [examples[i] for i in sorted(chosen)]
