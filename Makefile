@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Idle OpenMP threads sleep rather than spin (workers set it too; this covers the parent process).
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup setup-bench test test-fast test-slow test-paper reproduce figures bench lint clean
 

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -22,9 +23,17 @@ from mr1cli.core.errors import RunsFailed
 from mr1cli.data.files import atomic_write_text
 from mr1cli.experiments.figures import make_figures
 from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
+from mr1cli.experiments.launch.devices import cpu_budget
 from mr1cli.experiments.specs import PlannedRun, list_experiments, load_spec, plan
 from mr1cli.experiments.tables import write_tables
-from mr1cli.experiments.units import base_folder, evaluate_cached, evaluation_fields, grid_units
+from mr1cli.experiments.units import (
+    Unit,
+    base_folder,
+    evaluate_cached,
+    evaluation_fields,
+    grid_units,
+    unit_done,
+)
 from mr1cli.experiments.verdicts import write_summary
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
@@ -136,6 +145,23 @@ def unit_name(run: PlannedRun) -> str:
     return run.name if run.config is not None else f"base/{run.eval_tasks[0]}"
 
 
+def build_shared_models(units: list[Unit]) -> None:
+    """Build the named models the runs start from (the tiny base) here, with every CPU thread, before
+    the workers start; otherwise the first worker builds it on its share of the threads while the
+    others wait for it."""
+    seen: set[str] = set()
+    for unit in units:
+        if unit.config is None or unit.config.model.name_or_path in seen or unit_done(unit):
+            continue
+        seen.add(unit.config.model.name_or_path)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cpu_budget())
+        try:
+            resolve_model(unit.config.model.name_or_path, unit.config)
+        finally:
+            torch.set_num_threads(threads)
+
+
 def reproduce(
     name: str,
     *,
@@ -171,6 +197,7 @@ def reproduce(
         return []
     failed: dict[str, Path] = {}
     if chosen:
+        build_shared_models(units)
         outcome = chosen.run(units, console)
         if outcome.pending:
             console.print(

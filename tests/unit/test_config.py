@@ -210,10 +210,18 @@ def test_the_tiny_base_cache_key_covers_only_what_the_warm_up_reads():
         method="sft",
         task="counting",
         profile="tiny-base",
-        overrides=["rl.num_generations=4", "data.heldout=synthetic:counting-heldout-50", "train.probe_every=5"],
+        overrides=[
+            "rl.num_generations=4",
+            "data.heldout=synthetic:counting-heldout-50",
+            "train.probe_every=5",
+        ],
     )
     assert base.fingerprint() != unrelated.fingerprint()
     assert warmup_key(base) == warmup_key(unrelated)
-    for changed in ("train.learning_rate=1e-3", "data.warmup=synthetic:counting-warmup-10", "sft.target=answer"):
+    for changed in (
+        "train.learning_rate=1e-3",
+        "data.warmup=synthetic:counting-warmup-10",
+        "sft.target=answer",
+    ):
         other = load_config(method="sft", task="counting", profile="tiny-base", overrides=[changed])
         assert warmup_key(other) != warmup_key(base), changed

@@ -378,3 +378,47 @@ def test_geometry_diagram_is_drawn_black_on_white() -> None:
     assert image.size == (112, 112) and image.mode == "RGB"
     greys = sorted(sum(pixel) // 3 for pixel in image.getdata())
     assert greys[-1] == 255 and greys[len(greys) // 2] == 255 and greys[0] < 60
+
+
+def test_balanced_training_sets_take_answers_round_robin_in_file_order():
+    from mr1cli.data.example import Example, ImageRef
+    from mr1cli.data.for_config import balanced_by_answer
+
+    truths = ["1", "1", "1", "2", "1", "3", "2", "1", "2"]
+    examples = [Example(f"e{i}", "counting", "q", t, ImageRef(data=b"")) for i, t in enumerate(truths)]
+    picked = balanced_by_answer(examples, 5)
+    # round one takes e0 ("1"), e3 ("2"), e5 ("3"); round two e1 ("1"), e6 ("2"); "3" has run out
+    assert [ex.id for ex in picked] == ["e0", "e1", "e3", "e5", "e6"]
+    assert [ex.id for ex in balanced_by_answer(examples, 100)] == [ex.id for ex in examples]
+
+
+def test_the_tiny_counting_set_is_balanced_on_request(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from mr1cli.config_loading import load_config
+    from mr1cli.data.for_config import load_examples
+
+    monkeypatch.setenv("MR1_CACHE", str(tmp_path))
+    overrides = [
+        "data.train=synthetic:counting-train-60",
+        "data.train_limit=18",
+        "data.synthetic_image_size=32",
+    ]
+    plain = load_examples(load_config(method="grpo", task="counting", overrides=overrides), "train")
+    balanced = load_examples(
+        load_config(method="grpo", task="counting", overrides=[*overrides, "data.balance_answers=true"]),
+        "train",
+    )
+    assert len(plain) == len(balanced) == 18
+    assert (
+        max(Counter(ex.truth for ex in balanced).values())
+        <= 3
+        < max(Counter(ex.truth for ex in plain).values())
+    )
+
+
+def test_balancing_without_a_limit_is_refused():
+    from mr1cli.config_loading import load_config
+
+    with pytest.raises(ConfigError, match=r"data\.balance_answers needs data\.train_limit"):
+        load_config(method="grpo", task="geometry", overrides=["data.balance_answers=true"])
