@@ -28,13 +28,13 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 # The `paper` tests (the paper profile at real size, ~6 min on 2 CPU cores) are left to `test-paper`.
 test: setup
 	$(BIN)/python -m pytest -m "not slow and not paper" -q
-	$(BIN)/python -m pytest -m "slow and not paper" -q
+	$(BIN)/python -m pytest -m "slow and not paper" -q --durations=8
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not paper" -q
 
 test-slow: setup
-	$(BIN)/python -m pytest -m "slow and not paper" -q
+	$(BIN)/python -m pytest -m "slow and not paper" -q --durations=8
 
 test-paper: setup
 	$(BIN)/python -m pytest -m paper -q -s

@@ -98,3 +98,24 @@ def test_launch_records_and_last_step(tmp_path):
     assert base.log_of(unit) == tmp_path / "base-x" / "launch" / "eval-counting.log"
     assert base.last_step(unit) == (None, {})
     assert Path(base.record_path(unit)).name == "eval-counting.json"
+
+
+def test_the_shared_base_is_built_once_in_the_parent_with_every_thread(tmp_path, monkeypatch):
+    import torch
+
+    from mr1cli.config_loading import load_config
+    from mr1cli.experiments import reproduce
+    from mr1cli.experiments.units import Unit
+
+    built: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        reproduce, "resolve_model", lambda name, cfg: built.append((name, torch.get_num_threads()))
+    )
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    before = torch.get_num_threads()
+    configs = [load_config(method=m, task="counting", profile="tiny") for m in ("grpo", "grpo-d", "sft")]
+    units = [Unit(f"u{i}", "tiny", tmp_path / f"u{i}", ("counting",), cfg) for i, cfg in enumerate(configs)]
+    units.append(Unit("base/counting", "tiny", tmp_path / "base", ("counting",)))
+    reproduce.build_shared_models(units)
+    assert built == [("tiny-base", 3)]
+    assert torch.get_num_threads() == before
