@@ -197,7 +197,8 @@ def reproduce(
         return []
     failed: dict[str, Path] = {}
     if chosen:
-        build_shared_models(units)
+        if launcher == "local":  # not on a SLURM submit host: there the first job builds it
+            build_shared_models(units)
         outcome = chosen.run(units, console)
         if outcome.pending:
             console.print(
