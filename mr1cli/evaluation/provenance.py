@@ -17,18 +17,20 @@ from mr1cli.data.example import Example
 
 
 def examples_hash(examples: Sequence[Example]) -> str:
-    """A hash of the examples' ids, questions, answers and image files: the test set's identity.
+    """A hash of the examples' ids, questions, answers and image contents: the test set's identity,
+    the same wherever the files live (a synthetic set in another $MR1_CACHE hashes alike).
 
     >>> len(examples_hash([]))
     16
     """
     digest = hashlib.sha256()
     for ex in examples:
-        image = (
-            str(ex.image.path)
-            if ex.image.path is not None
-            else hashlib.sha256(ex.image.data or b"").hexdigest()
-        )
+        if ex.image.path is None:
+            image = hashlib.sha256(ex.image.data or b"").hexdigest()
+        elif ex.image.path.is_file():
+            image = file_hash(ex.image.path)
+        else:  # a missing image fails later, where it is loaded, with the row named
+            image = str(ex.image.path)
         digest.update(json.dumps([ex.id, ex.question, ex.truth, image], ensure_ascii=False).encode())
     return digest.hexdigest()[:16]
 

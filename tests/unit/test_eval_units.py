@@ -123,3 +123,19 @@ def test_eval_of_the_held_out_set_takes_no_limit():
             scoring=None,
             overrides=[],
         )
+
+
+def test_a_test_sets_hash_follows_its_contents_not_where_it_is_cached(tmp_path, monkeypatch):
+    from mr1cli.data.sources import load_split
+    from mr1cli.evaluation.provenance import examples_hash
+
+    def hashed(cache: Path) -> tuple[str, list]:
+        monkeypatch.setenv("MR1_CACHE", str(cache))
+        examples = load_split("synthetic:counting-test-4", task="counting", synthetic_image_size=32).examples
+        return examples_hash(examples), examples
+
+    first, examples = hashed(tmp_path / "one")
+    second, _ = hashed(tmp_path / "two")
+    assert first == second and examples[0].image.path is not None
+    examples[0].image.path.write_bytes(examples[0].image.path.read_bytes() + b"\0")
+    assert examples_hash(examples) != first
