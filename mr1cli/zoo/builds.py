@@ -85,7 +85,7 @@ def tiny_base_configs() -> dict[str, RunConfig]:
 
 
 # Only what the SFT warm-up reads enters the base's cache key, so that a config key added for
-# RL, evaluation or probing does not rebuild the base (9–22 min on 2 cores).
+# RL, evaluation or probing does not rebuild the base (5–22 min on 2 cores).
 _WARMUP_DATA_KEYS = ("warmup", "synthetic_seed", "synthetic_image_size")
 _WARMUP_TRAIN_SKIP = ("save_every", "save_minutes", "log_every", "report_to", "eval_every", "probe_every")
 
@@ -119,7 +119,7 @@ def ensure_tiny_base() -> Path:
         examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
         logger.info(
             "building the tiny base model once into %s: SFT on %d warm-up examples of every tiny-base task "
-            "(about 3 min on an idle 2-core CPU; progress and ETA below); later runs reuse it",
+            "(about 5 min on an idle 2-core CPU; progress and ETA below); later runs reuse it",
             run_dir,
             len(examples),
         )
