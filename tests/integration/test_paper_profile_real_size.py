@@ -110,7 +110,7 @@ def test_paper_profile_runs_grpo_d_and_evaluates_at_real_size(tiny_model_dir, pu
     assert loaded.dtype == torch.bfloat16
     assert {p.dtype for p in loaded.model.parameters()} == {torch.bfloat16}
     examples = load_examples(cfg, "test")
-    assert [ex.truth for ex in examples] == [3, 5, 2, 7]
+    assert [ex.truth for ex in examples] == ["3", "5", "2", "7"]  # canonical answers are strings
     result = evaluate_model(loaded.model, loaded.processor, examples, cfg)
     assert len(result.predictions) == 4 and result.summary["n"] == 4
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
