@@ -26,14 +26,15 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 # All tests: the fast suite, then the slow end-to-end suites. pytest exits 5 when it
 # collects nothing, which fails the target like any other failure.
 # The `paper` tests (the paper profile at real size, ~6 min on 2 CPU cores) are left to `test-paper`.
-test: setup
+# The tests install the bench extra (TRL) so that the TRL comparisons and the GPU check's CPU smoke run.
+test: setup-bench
 	$(BIN)/python -m pytest -m "not slow and not paper" -q
 	$(BIN)/python -m pytest -m "slow and not paper" -q --durations=8
 
-test-fast: setup
+test-fast: setup-bench
 	$(BIN)/python -m pytest -m "not slow and not paper" -q
 
-test-slow: setup
+test-slow: setup-bench
 	$(BIN)/python -m pytest -m "slow and not paper" -q --durations=8
 
 test-paper: setup

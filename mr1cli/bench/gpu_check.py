@@ -46,7 +46,11 @@ def run_case(
     meter.begin()
     run_training(cfg, base_model=model_path, output_dir=work / "-".join(o.split("=")[-1] for o in overrides))
     memory = meter.end()
-    rows = RunDir(work / "-".join(o.split("=")[-1] for o in overrides)).read_metrics()
+    rows = [  # the optimizer steps' rows (a probe or evaluation row has no perf/ figures)
+        row
+        for row in RunDir(work / "-".join(o.split("=")[-1] for o in overrides)).read_metrics()
+        if "perf/step_seconds" in row
+    ]
     planned_cfg = bench_config(profile, steps, model=model_path, overrides=overrides)
     gpu, _ = resolve_gpu(None, detected_gpus()) if device.type == "cuda" else (gpu_kind("h100-80gb"), 0)
     plan = make_plan(planned_cfg, gpu, gpus=1, zero=0)

@@ -105,6 +105,7 @@ def bench_config(profile: str, total_steps: int, model: str | None = None, overr
         "rl.kl.name=constant",  # β(s) ≡ GRPO-D's β_min, held flat to match TRL's constant β
         f"rl.kl.beta={beta}",
         "rl.skip_zero_advantage_steps=false",
+        "data.probe_size=0",  # TRL has no held-out probe: time the training steps alone
         f"train.max_steps={total_steps}",
         "train.lr_scheduler=constant",
         "train.warmup_ratio=0",
