@@ -25,7 +25,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 
 # All tests: the fast suite, then the slow end-to-end suites. pytest exits 5 when it
 # collects nothing, which fails the target like any other failure.
-# The `paper` tests (the paper profile at real size, ~6 min on 2 CPU cores) are left to `test-paper`.
+# The `paper` tests (the paper profile at real size, ~12–15 min on 2 CPU cores) are left to `test-paper`.
 # The tests install the bench extra (TRL) so that the TRL comparisons and the GPU check's CPU smoke run.
 test: setup-bench
 	$(BIN)/python -m pytest -m "not slow and not paper" -q

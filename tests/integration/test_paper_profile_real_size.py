@@ -7,9 +7,8 @@ which has no bf16 instructions: one bf16 vision block over a 512-token image (20
 ~12 s, so the 32-block tower would take ~6 min per image forward and the run over an hour. The data
 are in the published schemas (a parquet of embedded image bytes like `leonardPKU/clevr_cogen_a_train`;
 R1-V's SuperCLEVR jsonl with `./images/superCLEVR_new_025000.png` paths), at real resolution under
-`max_pixels` 401408. Run: `make test-paper`. Its full run time is not yet measured: a first run on a
-shared 2-core machine (load ~5) spent over 10 min in step 1's backward through the frozen vision
-tower, which led to the fix in `models/lora.py`; it has not been timed to completion since.
+`max_pixels` 401408. Run: `make test-paper`. It passed in 15 min 6 s on a shared 2-core machine,
+with a fresh-clone `make test` running beside it: about 6.5 min per GRPO-D step, and peak RSS 3.22 GiB.
 """
 
 from __future__ import annotations
