@@ -285,6 +285,10 @@ class SFTConfig:
             raise ConfigError(f"sft.target must be answer or reasoning, got '{self.target}'")
 
 
+# train.* keys that say where logs go or how often, not what is learned: left out of fingerprints.
+UNSCORED_TRAIN_KEYS = ("save_every", "save_minutes", "log_every", "report_to")
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     method: str = _f("grpo-d", "sft, grpo or grpo-d")
@@ -305,7 +309,7 @@ class RunConfig:
         """Hash of everything that changes the result (not where logs go or how often)."""
         content = self.to_dict()
         content.pop("profile")
-        for key in ("save_every", "save_minutes", "log_every", "report_to"):
+        for key in UNSCORED_TRAIN_KEYS:
             content["train"].pop(key)
         content["data"].pop("skip_bad")
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))

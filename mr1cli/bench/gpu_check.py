@@ -44,13 +44,11 @@ def run_case(
     model_path = prepare_model(cfg)
     meter = MemoryMeter(device)
     meter.begin()
-    run_training(cfg, base_model=model_path, output_dir=work / "-".join(o.split("=")[-1] for o in overrides))
+    run_dir = work / "-".join(o.split("=")[-1] for o in overrides)
+    run_training(cfg, base_model=model_path, output_dir=run_dir)
     memory = meter.end()
-    rows = [  # the optimizer steps' rows (a probe or evaluation row has no perf/ figures)
-        row
-        for row in RunDir(work / "-".join(o.split("=")[-1] for o in overrides)).read_metrics()
-        if "perf/step_seconds" in row
-    ]
+    # the optimizer steps' rows (a probe or evaluation row has no perf/ figures)
+    rows = [row for row in RunDir(run_dir).read_metrics() if "perf/step_seconds" in row]
     planned_cfg = bench_config(profile, steps, model=model_path, overrides=overrides)
     gpu, _ = resolve_gpu(None, detected_gpus()) if device.type == "cuda" else (gpu_kind("h100-80gb"), 0)
     plan = make_plan(planned_cfg, gpu, gpus=1, zero=0)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from mr1cli.config import RunConfig
+from mr1cli.config import UNSCORED_TRAIN_KEYS, RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.registry import Registry
 from mr1cli.core.task import TASKS, get_task
@@ -87,7 +87,7 @@ def tiny_base_configs() -> dict[str, RunConfig]:
 # Only what the SFT warm-up reads enters the base's cache key, so that a config key added for
 # RL, evaluation or probing does not rebuild the base (5–22 min on 2 cores).
 _WARMUP_DATA_KEYS = ("warmup", "synthetic_seed", "synthetic_image_size")
-_WARMUP_TRAIN_SKIP = ("save_every", "save_minutes", "log_every", "report_to", "eval_every", "probe_every")
+_WARMUP_TRAIN_SKIP = (*UNSCORED_TRAIN_KEYS, "eval_every", "probe_every")
 
 
 def warmup_key(cfg: RunConfig) -> dict:

@@ -8,6 +8,7 @@ import pytest
 from mr1cli.config import describe_fields
 from mr1cli.config_loading import config_from_dict, load_config, parse_override
 from mr1cli.core.errors import ConfigError
+from mr1cli.zoo.builds import warmup_key
 
 
 def test_profile_layers_task_and_method():
@@ -203,8 +204,6 @@ def test_a_run_directory_saved_by_an_earlier_version_still_loads():
 
 
 def test_the_tiny_base_cache_key_covers_only_what_the_warm_up_reads():
-    from mr1cli.zoo.builds import warmup_key
-
     base = load_config(method="sft", task="counting", profile="tiny-base")
     unrelated = load_config(
         method="sft",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mr1cli.data.sources import load_split
+from mr1cli.evaluation.provenance import examples_hash
 from mr1cli.experiments.units import (
     Unit,
     eval_config,
@@ -126,9 +128,6 @@ def test_eval_of_the_held_out_set_takes_no_limit():
 
 
 def test_a_test_sets_hash_follows_its_contents_not_where_it_is_cached(tmp_path, monkeypatch):
-    from mr1cli.data.sources import load_split
-    from mr1cli.evaluation.provenance import examples_hash
-
     def hashed(cache: Path) -> tuple[str, list]:
         monkeypatch.setenv("MR1_CACHE", str(cache))
         examples = load_split("synthetic:counting-test-4", task="counting", synthetic_image_size=32).examples

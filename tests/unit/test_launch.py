@@ -7,11 +7,15 @@ import doctest
 from pathlib import Path
 
 import pytest
+import torch
 
 from mr1cli.cli import launch as cli_launch
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
+from mr1cli.experiments import reproduce
 from mr1cli.experiments.launch import accelerate_cmd, base, devices, slurm
 from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
+from mr1cli.experiments.units import Unit
 
 
 @pytest.mark.parametrize("module", [devices, accelerate_cmd, slurm])
@@ -101,12 +105,6 @@ def test_launch_records_and_last_step(tmp_path):
 
 
 def test_the_shared_base_is_built_once_in_the_parent_with_every_thread(tmp_path, monkeypatch):
-    import torch
-
-    from mr1cli.config_loading import load_config
-    from mr1cli.experiments import reproduce
-    from mr1cli.experiments.units import Unit
-
     built: list[tuple[str, int]] = []
     monkeypatch.setattr(
         reproduce, "resolve_model", lambda name, cfg: built.append((name, torch.get_num_threads()))

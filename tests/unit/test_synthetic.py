@@ -10,6 +10,7 @@ import math
 import operator
 import random
 import re
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,8 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.data import contact_sheet
+from mr1cli.data.example import Example, ImageRef
+from mr1cli.data.for_config import balanced_by_answer, load_examples
 from mr1cli.data.synthetic import counting as synth_counting
 from mr1cli.data.synthetic import diagram as synth_diagram
 from mr1cli.data.synthetic import geometry as synth_geometry
@@ -381,9 +385,6 @@ def test_geometry_diagram_is_drawn_black_on_white() -> None:
 
 
 def test_balanced_training_sets_take_answers_round_robin_in_file_order():
-    from mr1cli.data.example import Example, ImageRef
-    from mr1cli.data.for_config import balanced_by_answer
-
     truths = ["1", "1", "1", "2", "1", "3", "2", "1", "2"]
     examples = [Example(f"e{i}", "counting", "q", t, ImageRef(data=b"")) for i, t in enumerate(truths)]
     picked = balanced_by_answer(examples, 5)
@@ -393,11 +394,6 @@ def test_balanced_training_sets_take_answers_round_robin_in_file_order():
 
 
 def test_the_tiny_counting_set_is_balanced_on_request(tmp_path, monkeypatch):
-    from collections import Counter
-
-    from mr1cli.config_loading import load_config
-    from mr1cli.data.for_config import load_examples
-
     monkeypatch.setenv("MR1_CACHE", str(tmp_path))
     overrides = [
         "data.train=synthetic:counting-train-60",
@@ -418,7 +414,5 @@ def test_the_tiny_counting_set_is_balanced_on_request(tmp_path, monkeypatch):
 
 
 def test_balancing_without_a_limit_is_refused():
-    from mr1cli.config_loading import load_config
-
     with pytest.raises(ConfigError, match=r"data\.balance_answers needs data\.train_limit"):
         load_config(method="grpo", task="geometry", overrides=["data.balance_answers=true"])
