@@ -20,9 +20,10 @@ from typing import Any
 
 import yaml
 
-from mr1cli.config import PROFILES_DIR, RunConfig
+from mr1cli.config import PROFILES_DIR, RunConfig, describe_fields
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import (
+    KL_SCHEDULES,
     build_schedule,
     schedule_from_settings,
     schedule_parameters,
@@ -113,8 +114,8 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if name not in types_by_name:
             if key in MOVED_KEYS or key.split(".")[0] in MOVED_KEYS:
                 raise ConfigError(f"config key '{key}' is now '{MOVED_KEYS[key]}'")
-            choices = [f"{prefix}{known}" for known in types_by_name]
-            raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, choices)}")
+            hint = did_you_mean(key, known_keys(), listing="`mr1 config` lists every key")
+            raise ConfigError(f"unknown config key '{key}'{hint}")
         annotation = types_by_name[name]
         if dataclasses.is_dataclass(annotation):
             if not isinstance(value, dict):
@@ -123,6 +124,13 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         else:
             kwargs[name] = _coerce(key, value, annotation)
     return cls(**kwargs)
+
+
+def known_keys() -> list[str]:
+    """Every config key a user can set, the KL schedules' and the rewards' included."""
+    keys = [key for key, _, _ in describe_fields()]
+    keys += [f"rl.kl.{p}" for name in KL_SCHEDULES.names() for p in ("name", *schedule_parameters(name))]
+    return keys + [f"reward.weights.{name}" for name in REWARDS.names()]
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

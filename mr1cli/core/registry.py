@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from mr1cli.core.errors import ConfigError
@@ -12,16 +13,69 @@ from mr1cli.core.errors import ConfigError
 T = TypeVar("T")
 
 
-def did_you_mean(name: str, choices: list[str]) -> str:
-    """A suffix suggesting the closest valid name, or listing them all.
+def did_you_mean(name: str, choices: Iterable[str], *, listing: str = "") -> str:
+    """The one "did you mean" of every registry and config-key check: a suffix naming the closest
+    valid names, else listing them (or saying `listing`, where the list is long).
+
+    Dotted names are compared by their last segment, the part a typo is usually in; a name that
+    the start of a choice spells (`h100` for `h100-80gb`) or the initials of one (`lr` for
+    `learning_rate`) is matched before spelling distance.
 
     >>> did_you_mean("grpo_d", ["grpo", "grpo-d", "sft"])
     " (did you mean 'grpo-d'?)"
+    >>> did_you_mean("rl.betta", ["rl.top_p", "rl.sampler", "rl.kl.beta"])
+    " (did you mean 'rl.kl.beta'?)"
+    >>> did_you_mean("h100", ["h200", "h100-80gb", "h100-pcie"])
+    " (did you mean 'h100-80gb' or 'h100-pcie'?)"
+    >>> did_you_mean("train.lr", ["train.learning_rate", "train.lr_scheduler", "train.seed"])
+    " (did you mean 'train.learning_rate' or 'train.lr_scheduler'?)"
+    >>> did_you_mean("rl.gamma", ["rl.top_p", "rl.sampler"])
+    ' (choose from: rl.sampler, rl.top_p)'
     """
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    options = list(dict.fromkeys(choices))
+    close = closest_names(name, options)
     if close:
-        return f" (did you mean '{close[0]}'?)"
-    return f" (choose from: {', '.join(sorted(choices))})"
+        return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+    if listing and len(options) > MAX_LISTED:
+        return f" ({listing})"
+    return f" (choose from: {', '.join(sorted(options))})"
+
+
+MAX_LISTED = 12
+
+
+def _plain(name: str) -> str:
+    """Lower case without separators.
+
+    >>> _plain("H100_80GB")
+    'h10080gb'
+    """
+    return re.sub(r"[-_ ]", "", name.lower())
+
+
+def _initials(name: str) -> str:
+    return "".join(word[:1] for word in re.split(r"[-_]", name.lower()))
+
+
+def _last(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def closest_names(name: str, choices: list[str], most: int = 3) -> list[str]:
+    """The choices `name` most likely meant, best first (empty when none is close)."""
+    typed, last = _plain(name), _plain(_last(name))
+    tiers = (
+        [c for c in choices if _plain(c) == typed],
+        [c for c in choices if "." in name and _plain(_last(c)) == last],
+        [c for c in choices if len(last) >= 2 and _initials(_last(c)) == last]
+        + [c for c in choices if len(last) >= 2 and _plain(_last(c)).startswith(last)],
+    )
+    for tier in tiers:
+        if tier:
+            return list(dict.fromkeys(tier))[:most]
+    scored = [(difflib.SequenceMatcher(None, last, _plain(_last(c))).ratio(), c) for c in choices]
+    best = max((score for score, _ in scored), default=0.0)
+    return [c for score, c in scored if score == best][:most] if best >= 0.7 else []
 
 
 class Registry(Generic[T]):
