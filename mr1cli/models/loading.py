@@ -11,18 +11,14 @@ missing or corrupt weights, a hub id that is not cached while offline) is a one-
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import json
 import logging
-import os
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import is_offline_mode
@@ -33,6 +29,7 @@ from transformers.utils import logging as hf_logging
 
 from mr1cli.core.errors import CheckpointError, ConfigError
 from mr1cli.core.registry import did_you_mean
+from mr1cli.models.hub import hub_host, hub_usable, probe_failed
 from mr1cli.models.lora import adapter_base, add_lora, is_adapter_folder, load_adapters
 
 logger = logging.getLogger(__name__)
@@ -236,19 +233,16 @@ def _check_checkpoint(name_or_path: str) -> str:
         return str(path)
     if name_or_path.startswith((".", "/", "~")) or not _HUB_ID.match(name_or_path):
         raise CheckpointError(f"{name_or_path}: no such checkpoint folder")
-    if not is_offline_mode() and not hub_reachable():
-        try:
-            config_file = cached_file(name_or_path, "config.json", local_files_only=True)
-        except OSError:
-            raise CheckpointError(
-                f"{name_or_path}: not a local folder, not in the local Hugging Face cache, and the hub "
-                f"({_hub_host()[0]}) cannot be reached from here; download it on a machine with network "
-                "or pass a local checkpoint folder"
-            ) from None
-        logger.warning("the hub cannot be reached; using the cached copy of %s", name_or_path)
+    hub_usable()  # one probe; an unreachable hub turns this process offline (cached copies only)
     try:
         config_file = cached_file(name_or_path, "config.json")
     except OSError as error:
+        if probe_failed():
+            raise CheckpointError(
+                f"{name_or_path}: not a local folder, not in the local Hugging Face cache, and the hub "
+                f"({hub_host()[0]}) cannot be reached from here; download it on a machine with network "
+                "or pass a local checkpoint folder"
+            ) from None
         if is_offline_mode():
             raise CheckpointError(
                 f"{name_or_path}: not a local folder, and not in the local Hugging Face cache while offline "
@@ -262,24 +256,6 @@ def _check_checkpoint(name_or_path: str) -> str:
         raise CheckpointError(f"{name_or_path}: the hub repository has no config.json")
     _check_config(name_or_path, Path(config_file))
     return name_or_path
-
-
-def _hub_host() -> tuple[str, int]:
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    return url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)
-
-
-@functools.lru_cache(maxsize=1)
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One quick connection to the hub instead of the client's 5 retries × 8 s when there is no network.
-    Behind a proxy the probe cannot say, so the hub client is left to try."""
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    try:
-        socket.create_connection(_hub_host(), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
 
 
 def _check_config(name: str, config_file: Path) -> None:
