@@ -82,7 +82,13 @@ def train(
     rerun += ["--model", model] if model else []
     rerun += ["--config", str(config)] if config else []
     final = train_one(cfg, output=output, resume=resume, rerun=rerun, overrides=list(overrides or []))
-    console.print(f"final model: {final}  (metrics: {final.parent / 'metrics.jsonl'})")
+    from shlex import quote
+
+    for line in (
+        f"final model: {quote(str(final))}  (metrics: {quote(str(final.parent / 'metrics.jsonl'))})",
+        f"next: mr1 eval --checkpoint {quote(str(final.parent))} --task {task}",
+    ):  # whole lines (a terminal soft-wraps them), so that a path or the command copies whole
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command(
@@ -264,7 +270,7 @@ def export(
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except Mr1Error as error:
         console.print(f"[bold red]{error.label}:[/] " + escape(str(error)), highlight=False, soft_wrap=True)
         return error.exit_code
@@ -287,4 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     except ClickException as error:  # usage errors: unknown option, missing argument
         error.show()
         return error.exit_code
-    return 0
+    if code == 130:  # typer turns a Ctrl-C that no command handled into exit code 130, silently
+        console.print("interrupted: stopped by Ctrl-C", highlight=False)
+    return code if isinstance(code, int) else 0

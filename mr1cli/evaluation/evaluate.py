@@ -165,10 +165,15 @@ def write_eval_outputs(
     predictions = out_dir / "predictions.jsonl"
     metrics = out_dir / "metrics.json"
     extra = row_fields(provenance) if provenance else {}
-    atomic_write_text(
-        predictions,
-        "".join(json.dumps({**p, **extra}, ensure_ascii=False) + "\n" for p in result.predictions),
-    )
     summary = {**result.summary, "provenance": provenance} if provenance else result.summary
-    atomic_write_text(metrics, json.dumps(summary, indent=1))
+    metrics.unlink(missing_ok=True)  # metrics.json marks a finished evaluation: it goes first, comes last
+    try:
+        atomic_write_text(
+            predictions,
+            "".join(json.dumps({**p, **extra}, ensure_ascii=False) + "\n" for p in result.predictions),
+        )
+        atomic_write_text(metrics, json.dumps(summary, indent=1))
+    except BaseException:  # a full disk or Ctrl-C: leave nothing that looks like a result
+        predictions.unlink(missing_ok=True)
+        raise
     return predictions, metrics

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 
@@ -10,7 +12,9 @@ from rich.console import Console
 
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict, load_config
-from mr1cli.core.errors import CheckpointError, ConfigError, DataError
+from mr1cli.core.errors import CheckpointError, ConfigError, DataError, Interrupted
+from mr1cli.core.registry import did_you_mean
+from mr1cli.data.cache import default_cache_dir
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import (
     EvalResult,
@@ -20,11 +24,13 @@ from mr1cli.evaluation.evaluate import (
     write_eval_outputs,
 )
 from mr1cli.evaluation.provenance import eval_provenance, file_hash, find_run_config, output_folder_name
-from mr1cli.models.loading import load_for_config
-from mr1cli.training.checkpoints import latest_checkpoint
+from mr1cli.models.loading import LoadedModel, load_for_config
+from mr1cli.training.checkpoints import MANIFEST, check_checkpoint, latest_checkpoint
 from mr1cli.zoo.builds import resolve_model
 
 console = Console(stderr=True)
+logger = logging.getLogger(__name__)
+EVAL_SPLITS = ("test", "heldout", "train")
 
 
 def summary_lines(summary: dict) -> list[str]:
@@ -54,9 +60,10 @@ def print_summary(summary: dict, title: str) -> None:
 
 
 def print_wrote(*paths: Path) -> None:
-    """Each written path on its own line, never wrapped (so it can be copied whole)."""
+    """Each written path on its own line, never wrapped and quoted where the shell needs it (so it
+    can be copied whole)."""
     for path in paths:
-        console.print(f"wrote {path}", soft_wrap=True, markup=False, highlight=False)
+        console.print(f"wrote {shlex.quote(str(path))}", soft_wrap=True, markup=False, highlight=False)
 
 
 def fresh_folder(path: Path) -> Path:
@@ -108,8 +115,8 @@ def checkpoint_folder(checkpoint: str) -> str:
         if latest is None:
             raise CheckpointError(f"{path}: the run has not finished and holds no checkpoint to evaluate yet")
         raise CheckpointError(
-            f"{path}: the run has not finished; finish it with `mr1 train … --output {path} --resume`, "
-            f"or evaluate its intermediate checkpoint explicitly: --checkpoint {latest}"
+            f"{path}: the run has not finished; finish it with `mr1 train … --output {shlex.quote(str(path))} "
+            f"--resume`, or evaluate its intermediate checkpoint explicitly: --checkpoint {shlex.quote(str(latest))}"
         )
     return checkpoint
 
@@ -117,36 +124,64 @@ def checkpoint_folder(checkpoint: str) -> str:
 def evaluate_checkpoint(
     cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None, run_config: Path | None = None
 ) -> EvalResult:
-    from rich.progress import Progress
-
-    if split not in ("test", "heldout", "train"):
-        raise ConfigError(f"--split must be test, heldout or train, got '{split}'")
+    if split not in EVAL_SPLITS:
+        raise ConfigError(f"unknown --split '{split}'{did_you_mean(split, EVAL_SPLITS)}")
     examples = load_examples(cfg, split)
     if not examples:
         raise DataError(f"data.{split} ({getattr(cfg.data, split)}) holds no examples to evaluate")
     folder = resolve_model(checkpoint_folder(checkpoint), cfg)
+    if (Path(folder) / MANIFEST).is_file():  # an mr1 checkpoint: every file's sha256, as --resume checks
+        check_checkpoint(
+            Path(folder),
+            lambda older: f"the previous checkpoint verifies: --checkpoint {shlex.quote(str(older))}",
+        )
     loaded = load_for_config(folder, cfg.model, trainable=False)
     loaded.model.eval()
-    with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task(f"eval {cfg.task}", total=len(examples))
-        result = evaluate_model(
-            loaded.model, loaded.processor, examples, cfg, progress=lambda n: progress.advance(bar, n)
-        )
-    local = Path(folder)
+    result = _evaluate(loaded, examples, cfg, f"evaluating {checkpoint} on {cfg.task} {split}")
     provenance = eval_provenance(
         cfg, checkpoint=checkpoint, model_folder=folder, split=split, examples=examples, run_config=run_config
     )
-    out_dir = output or (
-        (local if local.is_dir() else Path("results") / "eval" / folder.replace("/", "--"))
-        / "eval"
-        / output_folder_name(provenance)
-    )
+    out_dir = output or default_output(folder, provenance)
     predictions, metrics = write_eval_outputs(result, out_dir, provenance)
     print_summary(
         result.summary, f"{checkpoint} on {cfg.task} {split} (headline scoring: {cfg.eval.scoring})"
     )
     print_wrote(predictions, metrics)
     return result
+
+
+def _evaluate(loaded: LoadedModel, examples: list, cfg: RunConfig, describe: str) -> EvalResult:
+    """Evaluate with a progress bar; Ctrl-C stops at once and says that nothing was written."""
+    from rich.progress import Progress
+
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress.advance(bar, n)
+
+    try:
+        logger.info("%s: %d examples", describe, len(examples))
+        with Progress(console=console, transient=True) as progress:
+            bar = progress.add_task(f"eval {cfg.task}", total=len(examples))
+            return evaluate_model(loaded.model, loaded.processor, examples, cfg, progress=advance)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"stopped after {done} of {len(examples)} examples; nothing was written (run the command again)"
+        ) from None
+
+
+def default_output(folder: str, provenance: dict) -> Path:
+    """Beside a local checkpoint (`<checkpoint>/eval/…`), except one in the shared model cache (tiny,
+    tiny-base) or on the hub: then ./results/eval/<name>/…, as `--rescore` writes."""
+    local, cache = Path(folder).resolve(), default_cache_dir().resolve()
+    if Path(folder).is_dir() and not local.is_relative_to(cache):
+        return Path(folder) / "eval" / output_folder_name(provenance)
+    name = str(provenance["checkpoint"])
+    if Path(folder).is_dir() and "/" in name:  # a path into the cache: name it from the cache down
+        name = str(local.relative_to(cache))
+    return Path("results") / "eval" / name.replace("/", "--") / output_folder_name(provenance)
 
 
 def run_eval_command(

@@ -22,14 +22,15 @@ from typing import Any, Protocol
 import torch
 
 from mr1cli.config import RunConfig
-from mr1cli.core.errors import ConfigError, TrainingHalted, TrainingInterrupted
+from mr1cli.core.errors import CheckpointError, ConfigError, TrainingHalted, TrainingInterrupted
 from mr1cli.models.loading import quiet_progress_bars
 from mr1cli.training.checkpoints import (
+    check_checkpoint,
     latest_checkpoint,
     load_trainer_state,
     prune_checkpoints,
-    verify_checkpoint,
     write_checkpoint,
+    write_failure,
 )
 from mr1cli.training.progress import TrainingProgress, metrics_text
 from mr1cli.training.run_dir import RunDir
@@ -88,7 +89,9 @@ def resume_point(run: RunDir) -> Path | None:
     """The newest checkpoint that verifies; a corrupt newest one is reported, not skipped silently."""
     checkpoint = latest_checkpoint(run.checkpoints)
     if checkpoint is not None:
-        verify_checkpoint(checkpoint)
+        check_checkpoint(
+            checkpoint, lambda older: f"delete {checkpoint} to resume from {older.name}, which verifies"
+        )
     return checkpoint
 
 
@@ -234,7 +237,11 @@ def finish_run(
         final = save_checkpoint(recipe, run, total_steps)
         staging = run.path / ".tmp-final"
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(final, staging)
+        try:
+            shutil.copytree(final, staging)
+        except (OSError, shutil.Error) as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise CheckpointError(f"could not write {run.final}: {write_failure(error)}") from None
         shutil.rmtree(run.final, ignore_errors=True)
         os.replace(staging, run.final)
         run.mark_done({"steps": total_steps, "final_metrics": final_metrics, **extra})
