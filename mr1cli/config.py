@@ -131,7 +131,10 @@ class TrainConfig:
     save_minutes: float = _f(
         5.0, "also write a checkpoint when this many minutes have passed since the last (0 = off)"
     )
-    eval_every: int = _f(0, "evaluate on the test set every N steps (0 = only at the end); feeds figure 1")
+    eval_every: int = _f(
+        0,
+        "evaluate on the test set every N steps (0 = never while training; `mr1 eval` after); feeds figure 1",
+    )
     probe_every: int = _f(
         0, "score the held-out probe (data.probe_size) every N steps (0 = every train.eval_every steps)"
     )

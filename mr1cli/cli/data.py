@@ -23,7 +23,13 @@ data_app = typer.Typer(
 )
 def data_make(
     task: Task,
-    split: Annotated[str, typer.Option(help="train, warmup (the tiny base's warm-up set) or test (shifted)")],
+    split: Annotated[
+        str,
+        typer.Option(
+            help="train, warmup (the tiny base's warm-up set), heldout (more of the training "
+            "distribution, never trained on) or test (shifted)"
+        ),
+    ],
     n: Annotated[int, typer.Option(help="number of examples")],
     out: Annotated[Path, typer.Option(help="output folder (refused if it holds a different dataset)")],
     seed: Annotated[int, typer.Option(help="generator seed; the same seed gives byte-identical files")] = 0,

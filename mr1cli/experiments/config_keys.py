@@ -6,6 +6,7 @@ The layers are those of `load_config` (later wins): the dataclass defaults, the 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -74,20 +75,33 @@ def _section_value(values: dict[str, Any], key: str) -> Any:
 def config_listing(
     *, method: str, task: str, profile: str, config_file: Path | None, overrides: list[str]
 ) -> str:
-    """Plain text, one key per entry, readable at any width and greppable:
+    """Plain text, one key per entry, greppable and within 80 columns (only a `key = value` line
+    with a long list may be wider, and it is never broken, so that it can be copied whole):
 
-    train.seed = 3   (default 42; set by key=value)
+    train.seed = 3
         seed for initialisation, data order and sampling
+        default 42; set by key=value
     """
     rows = config_rows(
         method=method, task=task, profile=profile, config_file=config_file, overrides=list(overrides)
     )
-    lines = [f"# {method} on {task}, profile {profile}: every key, its value, default, source layer and help"]
+    lines = [f"# {method} on {task}, profile {profile}: every key: value, help, default, source"]
     section = ""
     for key, value, default, layer, help_text in rows:
         if key.split(".")[0] != section:
             section = key.split(".")[0]
             lines.append("")
-        lines.append(f"{key} = {value}   (default {default}; set by {layer})")
-        lines.append(f"    {help_text}")
+        origin = "the default" if layer == "default" else f"default {default}; set by {layer}"
+        lines += [f"{key} = {value}", *_indented(help_text), *_indented(origin)]
     return "\n".join(lines)
+
+
+def _indented(text: str) -> list[str]:
+    """`text` wrapped to 80 columns, indented by four.
+
+    >>> _indented("a " * 45)[1]
+    '    a a a a a a a'
+    """
+    return textwrap.wrap(
+        text, width=80, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False
+    )

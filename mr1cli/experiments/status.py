@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from mr1cli.experiments.launch.base import last_step, log_of, read_record
 from mr1cli.experiments.launch.slurm import ACTIVE, queue_states
 from mr1cli.experiments.specs import list_experiments, load_spec, plan
@@ -13,7 +16,8 @@ from mr1cli.experiments.units import Unit, grid_units, unit_done
 from mr1cli.training.progress import metrics_text
 from mr1cli.training.run_dir import RunDir
 
-COLUMNS = ("run", "state", "step", "last metrics", "where", "log")
+COLUMNS = ("run", "seed", "state", "step", "last metrics", "where", "log")
+TABLE_COLUMNS = 5  # run … last metrics; each log goes on a line of its own below (copied whole)
 
 
 def _alive(pid: int) -> bool:
@@ -58,5 +62,23 @@ def status_rows(name: str, *, profile: str, seeds: int) -> list[tuple[str, ...]]
         state = unit_state(unit, record, queued)
         where = record.get("where", "—") if state in ("running", "failed", "done") else "—"
         log = str(log_of(unit)) if record else "—"
-        rows.append((unit.name, state, "—" if step is None else str(step), metrics_text(metrics), where, log))
+        seed = str(unit.config.train.seed) if unit.config is not None else "—"
+        shown_step = "—" if step is None else str(step)
+        rows.append((unit.name, seed, state, shown_step, metrics_text(metrics), where, log))
     return rows
+
+
+def print_status(console: Console, title: str, rows: list[tuple[str, ...]]) -> None:
+    """The table (run names never broken across lines), then `run (where): log` per run that has a
+    log, one line each and never wrapped, so that a name or a path can be copied whole."""
+    table = Table(title=title)
+    for column in COLUMNS[:TABLE_COLUMNS]:
+        table.add_column(column, no_wrap=column != "last metrics", overflow="fold")
+    for row in rows:
+        table.add_row(*row[:TABLE_COLUMNS])
+    console.print(table)
+    for row in rows:
+        run, where, log = row[0], row[5], row[6]
+        if log != "—":
+            place = f" ({where})" if where != "—" else ""
+            console.print(f"{run}{place}: {log}", soft_wrap=True, markup=False, highlight=False)

@@ -84,10 +84,11 @@ def evaluation_fields(
     return fields
 
 
-def base_folder(profile: str) -> tuple[str, Path]:
-    """The profile's base model and where its evaluations are kept (keyed by the resolved model)."""
+def base_folder(profile: str, *, build: bool = True) -> tuple[str, Path]:
+    """The profile's base model and where its evaluations are kept (keyed by the resolved model);
+    `build=False`: without building the model (see resolve_model)."""
     cfg = eval_config(profile, "counting")
-    resolved = resolve_model(cfg.model.name_or_path, cfg)
+    resolved = resolve_model(cfg.model.name_or_path, cfg, build=build)
     key = hashlib.sha256(
         str(Path(resolved).resolve() if Path(resolved).exists() else resolved).encode()
     ).hexdigest()[:10]
@@ -134,12 +135,12 @@ class Unit:
 
 def grid_units(planned: list[PlannedRun], profile: str) -> list[Unit]:
     """The distinct units of one or more plans, in plan order (a shared run is listed once, with
-    every eval task any plan asks of it)."""
+    every eval task any plan asks of it). Nothing is built: a model is built when a unit runs."""
     units: dict[str, Unit] = {}
     base = None
     for run in planned:
         if run.config is None:
-            base = base or base_folder(profile)[1]
+            base = base or base_folder(profile, build=False)[1]
             for task in run.eval_tasks:
                 units.setdefault(f"base/{task}", Unit(f"base/{task}", profile, base, (task,)))
             continue

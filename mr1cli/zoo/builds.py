@@ -36,9 +36,17 @@ TINY_VERSION = "2"
 NAMED_MODELS: Registry[Callable[[RunConfig | None], Path]] = Registry("built-in model")
 
 
-def resolve_model(name: str, cfg: RunConfig | None = None) -> str:
-    """The checkpoint folder a model name stands for (built on first use); other names pass through."""
+# Where each named model is kept, found without building it or waiting for a build.
+FOLDERS: dict[str, Callable[[RunConfig | None], Path]] = {}
+
+
+def resolve_model(name: str, cfg: RunConfig | None = None, *, build: bool = True) -> str:
+    """The checkpoint folder a model name stands for (built on first use); other names pass through.
+    With `build=False` only where it is or will be (read-only commands such as `mr1 status` never
+    build and never wait on another process's build lock)."""
     if name in NAMED_MODELS:
+        if not build and name in FOLDERS:
+            return str(FOLDERS[name](cfg).resolve())
         return str(NAMED_MODELS.get(name)(cfg))
     return name
 
@@ -67,8 +75,12 @@ def _corpus(image_size: int) -> list[str]:
     return texts
 
 
+def tiny_model_dir(image_size: int = 112) -> Path:
+    return default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
+
+
 def ensure_tiny_model(image_size: int = 112) -> Path:
-    path = default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
+    path = tiny_model_dir(image_size)
     if (path / "config.json").is_file():
         return path
     with build_lock(path.name):
@@ -136,6 +148,9 @@ def ensure_tiny_base() -> Path:
 
 NAMED_MODELS.add("tiny", lambda cfg: ensure_tiny_model(_image_size(cfg)))
 NAMED_MODELS.add("tiny-base", lambda cfg: ensure_tiny_base())
+FOLDERS.update(
+    {"tiny": lambda cfg: tiny_model_dir(_image_size(cfg)), "tiny-base": lambda cfg: tiny_base_dir() / "final"}
+)
 NAMED_MODELS.add(
     "paper-shaped", lambda cfg: ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
 )

@@ -3,8 +3,9 @@
 `generate` draws rows in memory; `write_split` writes them where the real-dataset adapters read
 them: train and warm-up splits as `data.parquet` (columns `image` as the Hugging Face Image
 feature's struct<bytes, path>, `problem`, `solution` = "<answer> {answer} </answer>", and the
-extra `thinking`), the test split as `test.jsonl` rows `{"image_path": "./images/<id>.png",
-"question", "ground_truth"}` beside an `images/` folder, plus `meta.json` in both cases.
+extra `thinking`), the test and held-out splits as `test.jsonl` / `heldout.jsonl` rows
+`{"image_path": "./images/<id>.png", "question", "ground_truth"}` beside an `images/` folder,
+plus `meta.json` in both cases.
 
 Every example has its own seed stream, derived from (task, split, seed, index): the same
 arguments give byte-identical files, and train, warm-up and test never share a stream.
@@ -119,7 +120,7 @@ _STRING = {"dtype": "string", "_type": "Value"}
 _HF_FEATURES = {"image": {"_type": "Image"}, "problem": _STRING, "solution": _STRING, "thinking": _STRING}
 
 
-def _write_parquet(rows: list[SyntheticRow], folder: Path, synth: SyntheticGenerator) -> str:
+def _write_parquet(rows: list[SyntheticRow], folder: Path, synth: SyntheticGenerator, split: str) -> str:
     schema = pa.schema(
         [
             ("image", _IMAGE_TYPE),
@@ -141,7 +142,8 @@ def _write_parquet(rows: list[SyntheticRow], folder: Path, synth: SyntheticGener
     return "data.parquet"
 
 
-def _write_jsonl(rows: list[SyntheticRow], folder: Path, synth: SyntheticGenerator) -> str:
+def _write_jsonl(rows: list[SyntheticRow], folder: Path, synth: SyntheticGenerator, split: str) -> str:
+    """`<split>.jsonl` (test.jsonl, heldout.jsonl) in R1-V's test-set schema, beside `images/`."""
     (folder / "images").mkdir()
     lines = []
     for row in rows:
@@ -149,11 +151,11 @@ def _write_jsonl(rows: list[SyntheticRow], folder: Path, synth: SyntheticGenerat
         record = {"image_path": f"./images/{row.id}.png", "question": row.question}
         record["ground_truth"] = synth.ground_truth(row.answer)
         lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-    (folder / "test.jsonl").write_text("".join(lines), encoding="utf-8")
-    return "test.jsonl"
+    (folder / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
+    return f"{split}.jsonl"
 
 
-_WRITERS: dict[str, Callable[[list[SyntheticRow], Path, SyntheticGenerator], str]] = {
+_WRITERS: dict[str, Callable[[list[SyntheticRow], Path, SyntheticGenerator, str], str]] = {
     "train": _write_parquet,
     "warmup": _write_parquet,
     "heldout": _write_jsonl,
@@ -169,7 +171,7 @@ def _meta(task: str, split: str, n: int, seed: int, image_size: int) -> dict[str
         "seed": seed,
         "image_size": image_size,
         "generator_version": GENERATOR_VERSION,
-        "data_file": "test.jsonl" if _WRITERS[split] is _write_jsonl else "data.parquet",
+        "data_file": f"{split}.jsonl" if _WRITERS[split] is _write_jsonl else "data.parquet",
     }
 
 
@@ -184,12 +186,12 @@ def _existing(out_dir: Path, meta: dict[str, object]) -> Path | None:
         raise ConfigError(
             f"{out_dir} exists and is not a synthetic dataset; choose another output folder"
         ) from None
-    if found != meta:
+    if not isinstance(found, dict) or {**found, "data_file": meta["data_file"]} != meta:
         raise ConfigError(
             f"{out_dir} holds a different synthetic dataset ({_describe(found)}); "
             "delete it or choose another folder"
         )
-    return out_dir / str(meta["data_file"])
+    return out_dir / str(found["data_file"])  # held-out sets written before heldout.jsonl: test.jsonl
 
 
 def _describe(meta: object) -> str:
@@ -226,7 +228,7 @@ def write_split(
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the dataset is an ordinary folder
     try:
-        data_file = _WRITERS[split](rows, staging, synth)
+        data_file = _WRITERS[split](rows, staging, synth, split)
         (staging / "meta.json").write_text(
             json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
