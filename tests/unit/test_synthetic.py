@@ -169,7 +169,7 @@ def test_write_split_reuses_the_same_dataset_and_refuses_another(tmp_path: Path,
 
 
 def test_an_interrupted_write_leaves_nothing_that_looks_complete(tmp_path: Path, monkeypatch) -> None:
-    def crash(rows, folder: Path, synth) -> str:
+    def crash(rows, folder: Path, synth, split: str) -> str:
         (folder / "data.parquet").write_bytes(b"half")
         raise KeyboardInterrupt
 
