@@ -30,9 +30,9 @@ from mr1cli.core.kl_schedules import (
 )
 from mr1cli.core.methods import METHODS
 from mr1cli.core.registry import did_you_mean
-from mr1cli.core.rewards import REWARDS
 from mr1cli.core.task import SCORING_MODES, get_task
 from mr1cli.models.sampling import SAMPLERS
+from mr1cli.tasks.rewards import REWARDS
 
 # Keys of earlier versions, and where their meaning lives now.
 MOVED_KEYS = {

@@ -14,8 +14,8 @@ from mr1cli.cli.bench import bench_app
 from mr1cli.cli.data import data_app
 from mr1cli.cli.options import PLACEHOLDERS, ClickException, EvalOverrides, Overrides, Profile, Task, console
 from mr1cli.cli.options import at_least as _at_least
+from mr1cli.cli.paths import input_dir, input_file, output_dir
 from mr1cli.core.errors import Mr1Error
-from mr1cli.data.paths import input_dir, input_file, output_dir
 from mr1cli.training.progress import log_to_console
 
 app = typer.Typer(
@@ -75,7 +75,7 @@ def train(
         from mr1cli.config_loading import annotated_config
 
         return typer.echo(annotated_config(cfg, profile, task, method))
-    from mr1cli.experiments.single_run import train_one
+    from mr1cli.runs.train import train_one
 
     log_to_console(console)
     rerun = ["mr1", "train", "--method", method, "--task", task, "--profile", profile]
@@ -124,7 +124,7 @@ def evaluate(
     overrides: EvalOverrides = None,
 ) -> None:
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
-    from mr1cli.experiments.evaluations import run_eval_command
+    from mr1cli.runs.eval import run_eval_command
 
     _at_least(limit, 0, "--limit", "(0 = all examples)")
     if rescore is not None:
@@ -194,7 +194,7 @@ def figures(
     ),
 ) -> None:
     """Redraw every table and figure from saved results only (no training)."""
-    from mr1cli.experiments.figures import make_all
+    from mr1cli.reporting.figures import make_all
 
     written = make_all(input_dir(results, "--results"))
     console.print(f"wrote {len(written)} tables and figures under {results}")
@@ -215,7 +215,7 @@ def config_keys(
     overrides: Overrides = None,
 ) -> None:
     """List every config key: resolved value, default, the layer that set it, and its help."""
-    from mr1cli.experiments.config_keys import config_listing
+    from mr1cli.cli.config_keys import config_listing
 
     if config is not None:
         input_file(config, "--config")

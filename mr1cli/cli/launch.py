@@ -64,7 +64,7 @@ def status(
     """Every run of an experiment: done, running, partial, failed or not started, with its step,
     last metrics, where it runs (worker or SLURM job) and its log."""
     from mr1cli.experiments.launch.display import status_table
-    from mr1cli.experiments.status import COLUMNS, status_rows
+    from mr1cli.experiments.launch.status import COLUMNS, status_rows
 
     rows = status_rows(experiment, profile=profile, seeds=seeds)
     Console().print(status_table(f"{experiment} ({profile} profile)", COLUMNS, rows))

@@ -373,7 +373,7 @@ def _synthetic_file(source: str, task: str, cache_dir: Path, seed: int, image_si
     n = int(match["n"]) if match["n"] else SYNTHETIC_DEFAULT_N[split]
     if n < 1:
         raise ConfigError(f"bad synthetic source '{source}': the size must be at least 1")
-    synthetic = importlib.import_module("mr1cli.data.synthetic.splits")
+    synthetic = importlib.import_module("mr1cli.data.synthetic")
     version = synthetic.GENERATOR_VERSION
     name = f"{data_task}-{split}-{n}-s{seed}-v{version}" + ("" if image_size == 112 else f"-px{image_size}")
     out_dir = cache_dir / "synthetic" / name

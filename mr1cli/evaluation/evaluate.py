@@ -13,12 +13,12 @@ from typing import Any
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import DataError
-from mr1cli.core.rewards import REWARD_MODES
 from mr1cli.core.task import SCORING_MODES, get_task
 from mr1cli.data.example import Example
-from mr1cli.data.files import atomic_write_text
 from mr1cli.evaluation.provenance import row_fields
+from mr1cli.files import atomic_write_text
 from mr1cli.models.batching import Decoding, chat_prompt, encode_prompts, generate
+from mr1cli.tasks.rewards import REWARD_MODES
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mr1cli.core.errors import RunsFailed
-from mr1cli.data.files import atomic_write_text
-from mr1cli.experiments.figures import make_figures
 from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
 from mr1cli.experiments.launch.devices import cpu_budget
 from mr1cli.experiments.specs import PlannedRun, list_experiments, load_spec, plan
-from mr1cli.experiments.tables import write_tables
 from mr1cli.experiments.units import (
     Unit,
     base_folder,
@@ -34,7 +31,10 @@ from mr1cli.experiments.units import (
     grid_units,
     unit_done,
 )
-from mr1cli.experiments.verdicts import write_summary
+from mr1cli.files import atomic_write_text
+from mr1cli.reporting.figures import make_figures
+from mr1cli.reporting.tables import write_tables
+from mr1cli.reporting.verdicts import write_summary
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.zoo.builds import resolve_model

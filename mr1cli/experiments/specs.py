@@ -21,8 +21,8 @@ from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.registry import did_you_mean
 from mr1cli.core.task import TASKS
-from mr1cli.experiments.figure_kit import FIGURES
-from mr1cli.experiments.tables import TABLES
+from mr1cli.reporting.figure_kit import FIGURES
+from mr1cli.reporting.tables import TABLES
 
 
 @dataclass(frozen=True)

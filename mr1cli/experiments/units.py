@@ -16,9 +16,9 @@ from typing import Any
 
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict, load_config
-from mr1cli.experiments.evaluations import evaluate_checkpoint
-from mr1cli.experiments.records import correctness_bits, read_jsonl
 from mr1cli.experiments.specs import PlannedRun
+from mr1cli.reporting.records import correctness_bits, read_jsonl
+from mr1cli.runs.eval import evaluate_checkpoint
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.zoo.builds import resolve_model

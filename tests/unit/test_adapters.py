@@ -325,7 +325,7 @@ def test_synthetic_source_is_generated_once_into_the_cache(tmp_path, monkeypatch
 
     monkeypatch.setitem(
         sys.modules,
-        "mr1cli.data.synthetic.splits",
+        "mr1cli.data.synthetic",
         types.SimpleNamespace(write_split=write_split, GENERATOR_VERSION=2),
     )
     for _ in range(2):

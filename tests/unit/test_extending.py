@@ -10,7 +10,7 @@ import pytest
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import KL_SCHEDULES, KLSchedule, schedule_from_settings
-from mr1cli.core.rewards import REWARDS, score_completion
+from mr1cli.tasks.rewards import REWARDS, score_completion
 
 
 def brevity_reward(completion: str, truth: str, *, task: str, scoring: str = "strict") -> float:

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from mr1cli.experiments.figure_kit import load_curves
-from mr1cli.experiments.figures import make_figures
-from mr1cli.experiments.learning_curves import base_levels, learning_curve_data
+from mr1cli.reporting.figure_kit import load_curves
+from mr1cli.reporting.figures import make_figures
+from mr1cli.reporting.learning_curves import base_levels, learning_curve_data
 
 T975_DF2 = 4.302653  # t(0.975, 2)
 
@@ -142,7 +142,7 @@ def test_doctests_of_the_learning_signal_modules():
     import doctest
 
     from mr1cli.core import grpo_loss
-    from mr1cli.experiments import learning_curves
+    from mr1cli.reporting import learning_curves
     from mr1cli.training import loop
 
     for module in (grpo_loss, loop, learning_curves):

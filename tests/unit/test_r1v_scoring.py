@@ -13,8 +13,8 @@ R1-V's format: `re.fullmatch(r"<think>.*?</think>\\s*<answer>.*?</answer>", comp
 import pytest
 
 from mr1cli.core.r1v import r1v_accuracy_reward, r1v_format_reward
-from mr1cli.core.rewards import REWARD_MODES, REWARDS, score_completion
 from mr1cli.core.task import SCORING_MODES
+from mr1cli.tasks.rewards import REWARD_MODES, REWARDS, score_completion
 
 # (task, completion, truth, r1v accuracy, r1v format, strict accuracy, strict format)
 TABLE = [
@@ -98,9 +98,10 @@ def test_doctests_of_the_scoring_and_schedule_modules():
     import doctest
 
     from mr1cli import config_loading
-    from mr1cli.core import kl_schedules, math_values, r1v, rewards
-    from mr1cli.experiments import evaluations
-    from mr1cli.tasks import geometry
+    from mr1cli.core import kl_schedules, math_values, r1v
+    from mr1cli.runs import eval as evaluations
+    from mr1cli.tasks import rewards
+    from mr1cli.tasks.geometry import task as geometry
 
     for module in (r1v, rewards, kl_schedules, math_values, geometry, config_loading, evaluations):
         assert doctest.testmod(module).failed == 0, module.__name__

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from mr1cli.core.errors import Mr1Error
-from mr1cli.experiments.figures import make_all, make_figures
-from mr1cli.experiments.records import load_paper_numbers, load_records
 from mr1cli.experiments.specs import list_experiments, load_spec
-from mr1cli.experiments.statistics import relative_change
-from mr1cli.experiments.tables import build_table, write_tables
+from mr1cli.reporting.figures import make_all, make_figures
+from mr1cli.reporting.records import load_paper_numbers, load_records
+from mr1cli.reporting.statistics import relative_change
+from mr1cli.reporting.tables import build_table, write_tables
 
 PAPER = load_paper_numbers()
 

@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from mr1cli.experiments import figure_kit, records, statistics
-from mr1cli.experiments.statistics import (
+from mr1cli.reporting import figure_kit, records, statistics
+from mr1cli.reporting.statistics import (
     MDE_FACTOR,
     PairedDifference,
     accuracy_interval,

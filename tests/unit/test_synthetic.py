@@ -21,17 +21,16 @@ from PIL import Image
 
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
-from mr1cli.data import contact_sheet
+from mr1cli.data import contact_sheet, synthetic
 from mr1cli.data.example import Example, ImageRef
 from mr1cli.data.for_config import balanced_by_answer, load_examples
-from mr1cli.data.synthetic import counting as synth_counting
-from mr1cli.data.synthetic import diagram as synth_diagram
-from mr1cli.data.synthetic import geometry as synth_geometry
-from mr1cli.data.synthetic import geometry_lengths as synth_geometry_lengths
-from mr1cli.data.synthetic import geometry_templates as synth_geometry_templates
-from mr1cli.data.synthetic import splits as synthetic
-from mr1cli.data.synthetic.counting import TRAIN_COLOURS, TRAIN_STYLE, CountingScene
-from mr1cli.data.synthetic.geometry import SHARED, TEST_ONLY, is_held_out
+from mr1cli.tasks.counting import scenes as synth_counting
+from mr1cli.tasks.counting.scenes import TRAIN_COLOURS, TRAIN_STYLE, CountingScene
+from mr1cli.tasks.geometry import diagram as synth_diagram
+from mr1cli.tasks.geometry import lengths as synth_geometry_lengths
+from mr1cli.tasks.geometry import problems as synth_geometry
+from mr1cli.tasks.geometry import templates as synth_geometry_templates
+from mr1cli.tasks.geometry.problems import SHARED, TEST_ONLY, is_held_out
 
 TASKS = ("counting", "geometry")
 

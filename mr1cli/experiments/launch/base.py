@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from mr1cli.core.registry import Registry
-from mr1cli.data.files import atomic_write_text
 from mr1cli.experiments.units import Unit
+from mr1cli.files import atomic_write_text
 
 
 @dataclass(frozen=True)

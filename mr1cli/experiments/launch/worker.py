@@ -18,9 +18,9 @@ import torch
 from rich.console import Console
 
 from mr1cli.core.errors import Mr1Error
-from mr1cli.data.files import atomic_write_text
 from mr1cli.experiments.launch.accelerate_cmd import accelerate_config, slurm_machine, worker_command
 from mr1cli.experiments.units import Unit, run_unit
+from mr1cli.files import atomic_write_text
 from mr1cli.training.progress import log_to_console
 
 

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mr1cli.core.task import TASKS
-from mr1cli.experiments.figure_kit import COLORS, FIGURES, LABELS, Inputs, legend_below
-from mr1cli.experiments.statistics import mean_ci
+from mr1cli.reporting.figure_kit import COLORS, FIGURES, LABELS, Inputs, legend_below
+from mr1cli.reporting.statistics import mean_ci
 
 PROBE = "probe/accuracy"
 REWARDS = ("reward/accuracy", "reward/mean")  # the accuracy component; the weighted total when absent

@@ -15,8 +15,8 @@ import pandas as pd
 
 from mr1cli.core.registry import Registry
 from mr1cli.core.task import TASKS
-from mr1cli.data.files import atomic_write_text
-from mr1cli.experiments.records import (
+from mr1cli.files import atomic_write_text
+from mr1cli.reporting.records import (
     PAPER_NUMBERS,
     aggregate,
     configuration_key,
@@ -27,7 +27,7 @@ from mr1cli.experiments.records import (
     normalize_records,
     paired_matrices,
 )
-from mr1cli.experiments.statistics import PairedDifference, paired_difference, relative_change, verdict
+from mr1cli.reporting.statistics import PairedDifference, paired_difference, relative_change, verdict
 
 PAPER_MODEL = "qwen2-vl-2b"  # the paper's main model; the only one in Exp1 and Exp2
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from mr1cli.data.files import atomic_write_text
-from mr1cli.experiments.figure_kit import LABELS
-from mr1cli.experiments.records import (
+from mr1cli.files import atomic_write_text
+from mr1cli.reporting.figure_kit import LABELS
+from mr1cli.reporting.records import (
     PAPER_NUMBERS,
     SPLITS,
     correctness_matrix,
@@ -27,7 +27,7 @@ from mr1cli.experiments.records import (
     load_records,
     paired_matrices,
 )
-from mr1cli.experiments.statistics import MDE_FACTOR, RESAMPLES, PairedDifference, paired_difference, verdict
+from mr1cli.reporting.statistics import MDE_FACTOR, RESAMPLES, PairedDifference, paired_difference, verdict
 
 PAPER_MODEL = "qwen2-vl-2b"
 SIGNS = {1: ">", -1: "<", 0: "≈", None: "vs"}

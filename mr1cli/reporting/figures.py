@@ -14,11 +14,11 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from mr1cli.core.errors import Mr1Error
-from mr1cli.experiments.figure_kit import FIGURES, Inputs, load_curves
-from mr1cli.experiments.records import load_paper_numbers, load_records
 from mr1cli.experiments.specs import list_experiments, load_spec
-from mr1cli.experiments.tables import build_table, write_tables
-from mr1cli.experiments.verdicts import write_summary
+from mr1cli.reporting.figure_kit import FIGURES, Inputs, load_curves
+from mr1cli.reporting.records import load_paper_numbers, load_records
+from mr1cli.reporting.tables import build_table, write_tables
+from mr1cli.reporting.verdicts import write_summary
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import KL_SCHEDULES, build_schedule, schedule_parameters, schedule_settings
 from mr1cli.core.task import TASKS, get_task
-from mr1cli.experiments.figure_kit import (
+from mr1cli.reporting.figure_kit import (
     COLORS,
     FIGURES,
     LABELS,

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mr1cli.core.registry import Registry
-from mr1cli.experiments.records import read_jsonl, setting_label, setting_value
+from mr1cli.reporting.records import read_jsonl, setting_label, setting_value
 
 LABELS = {"base": "base", "sft": "SFT", "grpo": "GRPO", "grpo-d": "GRPO-D"}
 COLORS = {"base": "#8c8c8c", "sft": "#1f77b4", "grpo": "#ff7f0e", "grpo-d": "#2ca02c"}
@@ -132,5 +132,5 @@ def seed_mean(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
 Draw = Callable[[Inputs], "Figure | None"]
 # figure name → draw function; an experiment spec lists the names it draws (`figures:`).
 FIGURES: Registry[Draw] = Registry(
-    "figure", plugins=("mr1cli.experiments.paper_figures", "mr1cli.experiments.learning_curves")
+    "figure", plugins=("mr1cli.reporting.paper_figures", "mr1cli.reporting.learning_curves")
 )

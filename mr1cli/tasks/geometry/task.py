@@ -20,7 +20,7 @@ import re
 from mr1cli.core.answer_format import answer_span
 from mr1cli.core.math_values import normalize_value, safe_parse, safe_verify
 from mr1cli.core.task import TASKS, THINK_ANSWER_INSTRUCTION, SyntheticGenerator, Task, check_mode
-from mr1cli.data.synthetic import geometry as problems
+from mr1cli.tasks.geometry import problems
 
 
 def _parse_value(text: str) -> list:

@@ -6,7 +6,7 @@ import re
 
 from mr1cli.core.answer_format import answer_span
 from mr1cli.core.task import TASKS, THINK_ANSWER_INSTRUCTION, SyntheticGenerator, Task, check_mode
-from mr1cli.data.synthetic import counting as scenes
+from mr1cli.tasks.counting import scenes
 
 # R1-V's SuperCLEVR evaluation: the first <answer> block holding only an integer, anywhere.
 _R1V_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
