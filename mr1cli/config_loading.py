@@ -30,8 +30,9 @@ from mr1cli.core.kl_schedules import (
 )
 from mr1cli.core.methods import METHODS
 from mr1cli.core.registry import did_you_mean
-from mr1cli.core.task import SCORING_MODES, get_task
+from mr1cli.core.task import SCORING_MODES
 from mr1cli.models.sampling import SAMPLERS
+from mr1cli.tasks import get_task
 from mr1cli.tasks.rewards import REWARDS
 
 # Keys of earlier versions, and where their meaning lives now.
@@ -239,7 +240,7 @@ def check_names(cfg: RunConfig) -> RunConfig:
         REWARDS.get(name)
     for key, mode in (("reward.scoring", cfg.reward.scoring), ("eval.scoring", cfg.eval.scoring)):
         if mode not in SCORING_MODES:
-            raise ConfigError(f"{key} must be one of {', '.join(SCORING_MODES)}, got '{mode}'")
+            raise ConfigError(f"{key} must be one of {', '.join(sorted(SCORING_MODES))}, got '{mode}'")
     SAMPLERS.get(cfg.rl.sampler)
     if cfg.rl.kl:
         schedule_from_settings(cfg.rl.kl)

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mr1cli.core.errors import ConfigError, DataError
-from mr1cli.core.task import get_task
 from mr1cli.data.adapters import WHOLE_ROW, RowError, RowOrigin, detect_schema, image_column, row_to_example
 from mr1cli.data.cache import default_cache_dir
 from mr1cli.data.example import Example
+from mr1cli.tasks import get_task
 
 if TYPE_CHECKING:
     from datasets import Dataset

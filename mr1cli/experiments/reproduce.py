@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mr1cli.core.errors import RunsFailed
-from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
+from mr1cli.experiments.launch.base import LaunchOptions
 from mr1cli.experiments.launch.devices import cpu_budget
+from mr1cli.experiments.launch.plugins import LAUNCHERS
 from mr1cli.experiments.specs import PlannedRun, list_experiments, load_spec, plan
 from mr1cli.experiments.units import (
     Unit,

@@ -20,9 +20,10 @@ from mr1cli.config import EXPERIMENTS_DIR, RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.registry import did_you_mean
-from mr1cli.core.task import TASKS
+from mr1cli.reporting import learning_curves, paper_figures  # noqa: F401  (they fill FIGURES)
 from mr1cli.reporting.figure_kit import FIGURES
 from mr1cli.reporting.tables import TABLES
+from mr1cli.tasks import TASKS
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,4 @@ def seed_mean(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 Draw = Callable[[Inputs], "Figure | None"]
 # figure name → draw function; an experiment spec lists the names it draws (`figures:`).
-FIGURES: Registry[Draw] = Registry(
-    "figure", plugins=("mr1cli.reporting.paper_figures", "mr1cli.reporting.learning_curves")
-)
+FIGURES: Registry[Draw] = Registry("figure")

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from mr1cli.core.errors import Mr1Error
 from mr1cli.experiments.specs import list_experiments, load_spec
+from mr1cli.reporting import learning_curves, paper_figures  # noqa: F401  (they fill FIGURES)
 from mr1cli.reporting.figure_kit import FIGURES, Inputs, load_curves
 from mr1cli.reporting.records import load_paper_numbers, load_records
 from mr1cli.reporting.tables import build_table, write_tables

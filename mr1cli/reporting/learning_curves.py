@@ -17,9 +17,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mr1cli.core.task import TASKS
 from mr1cli.reporting.figure_kit import COLORS, FIGURES, LABELS, Inputs, legend_below
 from mr1cli.reporting.statistics import mean_ci
+from mr1cli.tasks import TASKS
 
 PROBE = "probe/accuracy"
 REWARDS = ("reward/accuracy", "reward/mean")  # the accuracy component; the weighted total when absent

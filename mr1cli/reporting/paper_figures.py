@@ -11,7 +11,6 @@ from matplotlib.figure import Figure
 
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import KL_SCHEDULES, build_schedule, schedule_parameters, schedule_settings
-from mr1cli.core.task import TASKS, get_task
 from mr1cli.reporting.figure_kit import (
     COLORS,
     FIGURES,
@@ -26,6 +25,7 @@ from mr1cli.reporting.figure_kit import (
     paper_points,
     seed_mean,
 )
+from mr1cli.tasks import TASKS, get_task
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import yaml
 from mr1cli.config import EXPERIMENTS_DIR
 from mr1cli.core.errors import Mr1Error
 from mr1cli.core.methods import METHODS
-from mr1cli.core.task import TASKS
 from mr1cli.reporting.statistics import Interval, accuracy_interval
+from mr1cli.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ from typing import Any
 import pandas as pd
 
 from mr1cli.core.registry import Registry
-from mr1cli.core.task import TASKS
 from mr1cli.files import atomic_write_text
 from mr1cli.reporting.records import (
     PAPER_NUMBERS,
@@ -28,6 +27,7 @@ from mr1cli.reporting.records import (
     paired_matrices,
 )
 from mr1cli.reporting.statistics import PairedDifference, paired_difference, relative_change, verdict
+from mr1cli.tasks import TASKS
 
 PAPER_MODEL = "qwen2-vl-2b"  # the paper's main model; the only one in Exp1 and Exp2
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from mr1cli.config import UNSCORED_TRAIN_KEYS, RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.registry import Registry
-from mr1cli.core.task import TASKS, get_task
 from mr1cli.data.cache import build_lock, default_cache_dir
 from mr1cli.data.for_config import load_examples
 from mr1cli.data.sources import load_split
+from mr1cli.tasks import TASKS, get_task
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir
 from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model

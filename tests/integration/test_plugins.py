@@ -12,9 +12,10 @@ from support import write_mini_experiment
 
 from mr1cli.config_loading import load_config
 from mr1cli.core.answer_format import answer_span
-from mr1cli.core.task import TASKS, SyntheticGenerator, Task
+from mr1cli.core.task import SyntheticGenerator, Task
 from mr1cli.experiments import reproduce as experiments
 from mr1cli.experiments.specs import list_experiments
+from mr1cli.tasks import TASKS
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
 

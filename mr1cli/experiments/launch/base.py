@@ -50,7 +50,7 @@ class Launcher(Protocol):
         ...
 
 
-LAUNCHERS: Registry[type] = Registry("launcher", plugins="mr1cli.experiments.launch.plugins")
+LAUNCHERS: Registry[type] = Registry("launcher")  # filled by local.py and slurm.py: import it from plugins.py
 
 
 def record_path(unit: Unit) -> Path:

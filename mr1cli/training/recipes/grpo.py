@@ -30,7 +30,6 @@ from mr1cli.config import RunConfig
 from mr1cli.core.errors import ConfigError, TrainingHalted
 from mr1cli.core.grpo_loss import group_advantages, grpo_loss, sampled_token_entropy
 from mr1cli.core.kl_schedules import schedule_from_settings
-from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import (
     Decoding,
@@ -42,6 +41,7 @@ from mr1cli.models.batching import (
 from mr1cli.models.loading import load_for_config
 from mr1cli.models.lora import reference_off
 from mr1cli.models.sampling import SAMPLERS
+from mr1cli.tasks import get_task
 from mr1cli.tasks.rewards import score_completion
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
 
