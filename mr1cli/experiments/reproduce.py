@@ -33,9 +33,8 @@ from mr1cli.experiments.units import (
     unit_done,
 )
 from mr1cli.files import atomic_write_text
-from mr1cli.reporting.figures import make_figures
-from mr1cli.reporting.tables import write_tables
-from mr1cli.reporting.verdicts import write_summary
+from mr1cli.reporting.figures import write_report
+from mr1cli.reporting.summary import write_summary
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.zoo.builds import resolve_model
@@ -214,9 +213,7 @@ def reproduce(
             continue
         records = execute(planned[experiment], profile)
         out = write_results(experiment, spec, planned[experiment], records, results_root)
-        written = write_tables(results_root, experiment, spec["table"]) + make_figures(
-            results_root, experiment
-        )
+        written = write_report(results_root, experiment)
         console.print(f"{experiment}: wrote {out} ({len(written)} tables and figures)")
         outputs.append(out)
     summary = write_summary(results_root) if outputs else None

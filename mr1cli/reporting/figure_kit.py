@@ -17,7 +17,6 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mr1cli.core.registry import Registry
 from mr1cli.reporting.records import read_jsonl, setting_label, setting_value
 
 LABELS = {"base": "base", "sft": "SFT", "grpo": "GRPO", "grpo-d": "GRPO-D"}
@@ -42,6 +41,9 @@ class Inputs:
     table: pd.DataFrame | None
     curves: pd.DataFrame | None
     ours: str
+
+
+Draw = Callable[[Inputs], "Figure | None"]  # None: the figure's inputs are missing, nothing drawn
 
 
 def load_curves(results_dir: Path, experiment: str) -> pd.DataFrame | None:
@@ -124,11 +126,3 @@ def seed_mean(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean, min and max over seeds of `metric` at each logged step."""
     rows = curves.dropna(subset=[metric])
     return rows.groupby("step")[metric].agg(["mean", "min", "max"]).reset_index()
-
-
-# ---------------------------------------------------------------- the figures
-
-
-Draw = Callable[[Inputs], "Figure | None"]
-# figure name → draw function; an experiment spec lists the names it draws (`figures:`).
-FIGURES: Registry[Draw] = Registry("figure")

@@ -1,21 +1,19 @@
-"""The paper's figures 1, 4, 5, 6 and 7, Table 1 as bars, and β(s) of every registered KL schedule,
-each registered in `FIGURES` under the name an experiment spec uses."""
+"""Drawings the paper's figures share: accuracy against a varied value with intervals (figures 4
+and 6), grouped accuracy bars per method (figure 7, Table 1), and β(s) of every registered KL
+schedule with the paper's per-task parameters. The reports in reporting/reports/ call these."""
 
 from __future__ import annotations
 
 import logging
 import math
 
-import matplotlib
 from matplotlib.figure import Figure
 
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import KL_SCHEDULES, build_schedule, schedule_parameters, schedule_settings
 from mr1cli.reporting.figure_kit import (
     COLORS,
-    FIGURES,
     LABELS,
-    PAPER,
     VALUE_BOX,
     Inputs,
     base_line,
@@ -23,7 +21,6 @@ from mr1cli.reporting.figure_kit import (
     legend_below,
     new_figure,
     paper_points,
-    seed_mean,
 )
 from mr1cli.tasks import TASKS, get_task
 
@@ -33,44 +30,9 @@ ERROR_BARS = "error bars: 95 % bootstrap CI over seeds × test examples"
 BOUNDS = ("accuracy", "accuracy_low", "accuracy_high")
 
 
-def fig1_test_accuracy(inputs: Inputs) -> Figure | None:
-    """Paper figure 1: test accuracy of SFT and GRPO (and GRPO-D) over training steps, per task; the
-    held-out probe's accuracy when the runs logged no test accuracy during training."""
-    curves = inputs.curves
-    metric = next(
-        (
-            m
-            for m in ("eval/accuracy", "probe/accuracy")
-            if curves is not None and m in curves and curves[m].notna().any()
-        ),
-        None,
-    )
-    if metric is None:
-        return None
-    on_test = metric == "eval/accuracy"
-    tasks = [t for t in TASKS.names() if curves.loc[curves["train_task"] == t, metric].notna().any()]
-    which = "test" if on_test else "held-out probe"
-    title = f"Figure 1 — {which} accuracy during training, SFT vs GRPO — {inputs.ours}"
-    fig, axes = new_figure(len(tasks), title)
-    for ax, task in zip(axes, tasks, strict=True):
-        for method in ("sft", "grpo", "grpo-d"):
-            runs = curves[(curves["train_task"] == task) & (curves["method"] == method)]
-            stats = seed_mean(runs, metric) if len(runs) else None
-            if stats is None or stats.empty:
-                continue
-            ax.plot(
-                stats["step"], stats["mean"], marker="o", ms=3, color=COLORS[method], label=LABELS[method]
-            )
-            ax.fill_between(stats["step"], stats["min"], stats["max"], color=COLORS[method], alpha=0.15)
-        if inputs.table is not None and on_test:  # the probe's step 0 is the base already
-            base_line(ax, inputs.table, task, "before training")
-        ax.set(title=f"trained and tested on {task}", xlabel="training step (optimizer steps)")
-        ax.set(ylabel=f"{which} accuracy (%)")
-        ax.legend(title="mean over seeds (band: min–max)", fontsize=8, title_fontsize=8)
-    return fig
-
-
-def _sweep(inputs: Inputs, grid: str, symbol: str, number: int, metrics: dict[str, str]) -> Figure | None:
+def sweep_figure(
+    inputs: Inputs, grid: str, symbol: str, number: int, metrics: dict[str, str]
+) -> Figure | None:
     """Exp1 sweeps (figures 4 and 6): metrics against the varied value, ours with CIs, paper marked."""
     table = inputs.table
     rows = None if table is None else table[(table["grid"] == grid) & (table["method"] != "base")]
@@ -104,48 +66,7 @@ def _sweep(inputs: Inputs, grid: str, symbol: str, number: int, metrics: dict[st
     return fig
 
 
-def fig4_format_weight(inputs: Inputs) -> Figure | None:
-    """Paper figure 4: test accuracy and format rate against the format-reward weight α."""
-    metrics = {"accuracy": "test accuracy", "format_rate": "format rate"}
-    return _sweep(inputs, "alpha", "format-reward weight α", 4, metrics)
-
-
-def fig6_constant_beta(inputs: Inputs) -> Figure | None:
-    """Paper figure 6: test accuracy against a constant KL weight β."""
-    return _sweep(inputs, "beta", "constant KL weight β", 6, {"accuracy": "test accuracy"})
-
-
-def fig5_reward_curves(inputs: Inputs) -> Figure | None:
-    """Paper figure 5: (a) format reward and (b) accuracy reward over training steps, one line per α."""
-    curves = inputs.curves
-    if curves is None or not {"reward/format", "reward/accuracy"} <= set(curves.columns):
-        return None
-    curves = curves[curves["setting_label"].str.startswith("α=")]
-    if curves.empty:
-        return None
-    fig, axes = new_figure(2, f"Figure 5 — rewards during GRPO training on geometry, per α — {inputs.ours}")
-    alphas = sorted(curves["setting_value"].unique())
-    colors = matplotlib.colormaps["viridis"]
-    for ax, (metric, title) in zip(
-        axes,
-        [("reward/format", "(a) format reward"), ("reward/accuracy", "(b) accuracy reward")],
-        strict=True,
-    ):
-        for i, alpha in enumerate(alphas):
-            stats = seed_mean(curves[curves["setting_value"] == alpha], metric)
-            window = max(1, len(stats) // 20)
-            smooth = stats["mean"].rolling(window, min_periods=1).mean()
-            ax.plot(stats["step"], smooth, color=colors(i / max(1, len(alphas) - 1)), label=f"α = {alpha:g}")
-        ax.set(
-            title=title, xlabel="training step (optimizer steps)", ylabel="mean reward per completion (0–1)"
-        )
-        ax.legend(title="format weight (mean over seeds)", fontsize=8, title_fontsize=8)
-    return fig
-
-
-def _method_bars(
-    inputs: Inputs, groups: list[tuple[str, str]], title: str, paper_label: str
-) -> Figure | None:
+def method_bars(inputs: Inputs, groups: list[tuple[str, str]], title: str, paper_label: str) -> Figure | None:
     """Grouped bars, one group per (label, eval task), one bar per method: ours with CIs, paper marked."""
     table = inputs.table
     if table is None or table.empty:
@@ -169,24 +90,6 @@ def _method_bars(
     ax.set(ylabel="test accuracy (%)", ylim=(0, max(100.0, ax.get_ylim()[1])))
     legend_below(fig, [ax], f"{ERROR_BARS}; numbers: ours", ncols=3)
     return fig
-
-
-def fig7_cross_task(inputs: Inputs) -> Figure | None:
-    """Paper figure 7: trained on one task, tested on the other; base, SFT, GRPO and GRPO-D."""
-    groups = [
-        ("trained on counting → tested on geometry", "geometry"),
-        ("trained on geometry → tested on counting", "counting"),
-    ]
-    title = f"Figure 7 — cross-task generalization — {inputs.ours} vs paper"
-    return _method_bars(inputs, groups, title, "paper (Qwen2-VL-2B; inferred from fig. 7 text)")
-
-
-def table1_same_task(inputs: Inputs) -> Figure | None:
-    """Paper Table 1 as bars: same-task test accuracy per method and task."""
-    groups = [(f"trained and tested on {task}", task) for task in TASKS.names()]
-    return _method_bars(
-        inputs, groups, f"Table 1 — same-task accuracy — {inputs.ours} vs paper", PAPER + ", Table 1"
-    )
 
 
 def _paper_parameters(task: str) -> dict[str, float]:
@@ -246,12 +149,3 @@ def beta_schedules(inputs: Inputs, total_steps: int = 100) -> Figure | None:
         ax.set(ylabel="KL weight β")
     legend_below(fig, axes, ncols=7)
     return fig
-
-
-FIGURES.add("fig1_test_accuracy", fig1_test_accuracy)
-FIGURES.add("fig4_format_weight", fig4_format_weight)
-FIGURES.add("fig5_reward_curves", fig5_reward_curves)
-FIGURES.add("fig6_constant_beta", fig6_constant_beta)
-FIGURES.add("fig7_cross_task", fig7_cross_task)
-FIGURES.add("table1_same_task", table1_same_task)
-FIGURES.add("beta_schedules", beta_schedules)

@@ -78,7 +78,7 @@ def test_a_third_task_gets_its_defaults_from_its_own_file(colour_task):
 COLOUR_EXPERIMENT = """
 name: exp9-colour
 description: GRPO-D against SFT on the colour task, defined only in a test.
-table: same-task
+report: exp3-same-task
 figures: [table1_same_task]
 seeds: {mini: 1}
 grids:

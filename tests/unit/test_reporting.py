@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from mr1cli.core.errors import Mr1Error
-from mr1cli.experiments.specs import list_experiments, load_spec
 from mr1cli.reporting.figures import make_all, make_figures
 from mr1cli.reporting.records import load_paper_numbers, load_records
+from mr1cli.reporting.reports import REPORTS
 from mr1cli.reporting.statistics import relative_change
 from mr1cli.reporting.tables import build_table, write_tables
 
@@ -80,7 +80,7 @@ def same_task_records():
 
 
 def test_build_table_same_task(same_task_records):
-    table = build_table("same-task", same_task_records, PAPER).set_index("method")
+    table = build_table(REPORTS.get("exp3-same-task"), same_task_records, PAPER).set_index("method")
     sft = table.loc["sft"]
     assert (sft["accuracy"], sft["n_seeds"]) == (62.0, 2)
     assert sft["accuracy_low"] < 62.0 < sft["accuracy_high"]
@@ -112,7 +112,7 @@ def test_paired_verdicts_not_detected_and_opposite():
     rows = [record("base", "counting", 40.0), record("sft", "counting", 70.0)]
     rows.append(record("grpo", "counting", 50.0, test_correct=half))
     rows.append(record("grpo-d", "counting", 50.0, test_correct=half[::-1]))
-    table = build_table("same-task", pd.DataFrame(rows), PAPER).set_index("method")
+    table = build_table(REPORTS.get("exp3-same-task"), pd.DataFrame(rows), PAPER).set_index("method")
     grpo = table.loc["grpo"]
     assert grpo["grpo_d_vs_this_diff_pts"] == 0.0
     assert grpo["grpo_d_vs_this_mde"] == pytest.approx(2.80 * 7.07, rel=0.08)
@@ -125,7 +125,7 @@ def test_build_table_cross_task_uses_printed_relative_changes():
     rows = [record("base", "counting", 40.0), record("sft", "counting", 30.0, train="geometry")]
     rows += [record("grpo-d", "counting", 50.0, train="geometry"), record("base", "geometry", 20.0)]
     rows.append(record("sft", "geometry", 10.0, train="counting"))
-    table = build_table("cross-task", pd.DataFrame(rows), PAPER)
+    table = build_table(REPORTS.get("exp2-cross-task"), pd.DataFrame(rows), PAPER)
     sft_geo = table[(table["method"] == "sft") & (table["eval_task"] == "geometry")].iloc[0]
     assert sft_geo["vs_base_paper_pct"] == -77.77 and sft_geo["vs_base_ours_pct"] == -50.0
     assert (
@@ -143,7 +143,9 @@ def test_build_table_format_reward():
         rows.append(
             record("grpo", "geometry", accuracy, grid="alpha", setting={"reward.weights.format": alpha})
         )
-    table = build_table("format-reward", pd.DataFrame(rows), PAPER).set_index("setting_label")
+    table = build_table(REPORTS.get("exp1-format-reward"), pd.DataFrame(rows), PAPER).set_index(
+        "setting_label"
+    )
     assert table.loc["α=1.0", "paper_accuracy"] == 30.24
     alpha1 = table.loc["α=1.0"]
     assert (alpha1["vs_zero_ours_pct"], alpha1["vs_zero_paper_pct"]) == (50.0, 20.02)  # (30 − 20)/20; paper
@@ -158,7 +160,7 @@ def test_write_tables_markdown(tmp_path, same_task_records):
     folder.joinpath("records.jsonl").write_text(
         "".join(json.dumps(row) + "\n" for row in same_task_records.to_dict("records"))
     )
-    csv_path, md_path = write_tables(tmp_path, "exp3-same-task", "same-task")
+    csv_path, md_path = write_tables(tmp_path, "exp3-same-task", REPORTS.get("exp3-same-task"))
     assert pd.read_csv(csv_path)["accuracy"].tolist() == [40.0, 62.0, 52.0, 70.25]
     text = md_path.read_text()
     assert text.startswith("# Exp3 — same-task accuracy (paper Table 1)")
@@ -175,13 +177,13 @@ def test_held_out_accuracy_is_shown_when_present(tmp_path):
     held_out = {"heldout_hash": "counting-heldout", "heldout_correct": first_correct(80.0)}
     rows = [record("base", "counting", 40.0, heldout_accuracy=80.0, **held_out)]
     rows.append(record("sft", "counting", 60.0, heldout_accuracy=None))
-    table = build_table("same-task", pd.DataFrame(rows), PAPER).set_index("method")
+    table = build_table(REPORTS.get("exp3-same-task"), pd.DataFrame(rows), PAPER).set_index("method")
     assert table.loc["base", "heldout_accuracy"] == 80.0 and table.loc["base", "heldout_accuracy_ci"] > 0
     assert math.isnan(table.loc["sft", "heldout_accuracy"])
     folder = tmp_path / "exp3-same-task"
     folder.mkdir()
     folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
+    text = write_tables(tmp_path, "exp3-same-task", REPORTS.get("exp3-same-task"))[1].read_text()
     assert "| ours held-out acc. % |" in text and "| 80.00 ± " in text
 
 
@@ -190,7 +192,7 @@ def test_single_seed_tables_say_what_the_interval_covers(tmp_path):
     folder.mkdir()
     rows = [record("base", "counting", 40.0), record("sft", "counting", 60.0)]
     folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
+    text = write_tables(tmp_path, "exp3-same-task", REPORTS.get("exp3-same-task"))[1].read_text()
     assert "intervals cover the test examples only" in text and "| reproduced |" in text
 
 
@@ -202,10 +204,12 @@ def test_records_without_per_example_results_still_read(tmp_path):
         record("sft", "counting", accuracy, seed, per_example=False) for seed, accuracy in enumerate((60, 64))
     ]
     folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    table = build_table("same-task", load_records(tmp_path, "exp3-same-task"), PAPER).set_index("method")
+    table = build_table(
+        REPORTS.get("exp3-same-task"), load_records(tmp_path, "exp3-same-task"), PAPER
+    ).set_index("method")
     assert table.loc["sft", "accuracy"] == 62.0 and math.isnan(table.loc["sft", "accuracy_ci"])
     assert math.isnan(table.loc["sft", "vs_base_diff_pts"]) and table.loc["sft", "vs_base_verdict"] == ""
-    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
+    text = write_tables(tmp_path, "exp3-same-task", REPORTS.get("exp3-same-task"))[1].read_text()
     assert (
         "| 62.00 | 2 |" in text and "| +55.00 % | +61.18 | — |" in text and "no per-example results" in text
     )
@@ -318,8 +322,8 @@ def test_make_all_end_to_end(tmp_path):
     write_fake_results(tmp_path)
     written = make_all(tmp_path)
     expected = set()
-    for experiment in list_experiments():
-        figures = load_spec(experiment)["figures"]
+    for experiment in ("exp1-format-reward", "exp2-cross-task", "exp3-same-task"):
+        figures = REPORTS.get(experiment).figures
         expected |= {tmp_path / experiment / name for name in ("table.csv", "table.md")}
         expected |= {
             tmp_path / experiment / "figures" / f"{stem}.{fmt}" for stem in figures for fmt in ("png", "svg")
