@@ -292,7 +292,7 @@ UNSCORED_TRAIN_KEYS = ("save_every", "save_minutes", "log_every", "report_to")
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     method: str = _f("grpo-d", "sft, grpo or grpo-d")
-    task: str = _f("counting", "counting or geometry")
+    task: str = _f("counting", "a registered task (mr1cli.tasks.TASKS), e.g. counting or geometry")
     profile: str = _f("", "the profile the config was built from (recorded, not used)")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

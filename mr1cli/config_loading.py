@@ -31,7 +31,7 @@ from mr1cli.core.kl_schedules import (
 from mr1cli.core.methods import METHODS
 from mr1cli.core.registry import did_you_mean
 from mr1cli.core.task import SCORING_MODES
-from mr1cli.models.sampling import SAMPLERS
+from mr1cli.models.samplers import SAMPLERS
 from mr1cli.tasks import get_task
 from mr1cli.tasks.rewards import REWARDS
 

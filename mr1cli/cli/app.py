@@ -1,4 +1,8 @@
-"""The `mr1` command line: parse, build the config, call one function. Nothing else lives here."""
+"""The `mr1` command line: parse, build the config, call one function. Nothing else lives here.
+
+Every command imports what it needs inside its function, so `mr1 --help`, `--version`, `config`,
+`status`, `figures` and every mistake on the command line start without torch
+(tests/unit/test_startup.py checks it)."""
 
 from __future__ import annotations
 
@@ -9,10 +13,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mr1cli import __version__
 from mr1cli.cli import launch as grid
 from mr1cli.cli.bench import bench_app
 from mr1cli.cli.data import data_app
-from mr1cli.cli.options import PLACEHOLDERS, ClickException, EvalOverrides, Overrides, Profile, Task, console
+from mr1cli.cli.options import (
+    PLACEHOLDERS,
+    TASK_HELP,
+    ClickException,
+    EvalOverrides,
+    Overrides,
+    Profile,
+    Task,
+    console,
+)
 from mr1cli.cli.options import at_least as _at_least
 from mr1cli.cli.paths import input_dir, input_file, output_dir
 from mr1cli.core.errors import Mr1Error
@@ -26,6 +40,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mr1 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    pass
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
@@ -209,7 +241,7 @@ def figures(
 )
 def config_keys(
     method: Annotated[str, typer.Option(help="sft, grpo or grpo-d")] = "grpo-d",
-    task: Annotated[str, typer.Option(help="counting or geometry")] = "counting",
+    task: Annotated[str, typer.Option(help=TASK_HELP)] = "counting",
     profile: Profile = "tiny",
     config: Annotated[Path | None, typer.Option(help="YAML file layered over the profile")] = None,
     overrides: Overrides = None,

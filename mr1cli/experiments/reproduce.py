@@ -15,7 +15,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -35,7 +34,6 @@ from mr1cli.experiments.units import (
 from mr1cli.files import atomic_write_text
 from mr1cli.reporting.figures import write_report
 from mr1cli.reporting.summary import write_summary
-from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.zoo.builds import resolve_model
 
@@ -44,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
     """Train and evaluate every planned run (reusing finished work); return the records."""
+    from mr1cli.training.train import run_training  # torch: not for a dry run or a typo
+
     records = []
     total = sum(1 for run in planned if run.config is not None)
     done = 0
@@ -149,6 +149,8 @@ def build_shared_models(units: list[Unit]) -> None:
     """Build the named models the runs start from (the tiny base) here, with every CPU thread, before
     the workers start; otherwise the first worker builds it on its share of the threads while the
     others wait for it."""
+    import torch
+
     seen: set[str] = set()
     for unit in units:
         if unit.config is None or unit.config.model.name_or_path in seen or unit_done(unit):

@@ -1,7 +1,7 @@
 """The grid's units of work, whichever process or machine runs them.
 
 A unit is one model to train (then evaluate on its eval tasks) or one evaluation of the base
-model. Units are keyed by their run directory, so a model two experiments share (exp2 and exp3) or
+model. Planning and reading units imports no torch (`mr1 status`, `--dry-run`); running one does. Units are keyed by their run directory, so a model two experiments share (exp2 and exp3) or
 a setting two grids share is trained once. `run_unit` is what a worker process executes; the
 in-process `execute` of `mr1 reproduce` uses the same evaluate_cached and base_folder.
 """
@@ -18,8 +18,6 @@ from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict, load_config
 from mr1cli.experiments.specs import PlannedRun
 from mr1cli.reporting.records import correctness_bits, read_jsonl
-from mr1cli.runs.eval import evaluate_checkpoint
-from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir, default_run_dir
 from mr1cli.zoo.builds import resolve_model
 
@@ -56,6 +54,8 @@ def evaluate_cached(
     model: str, folder: Path, profile: str, eval_task: str, trained_on: str | None = None
 ) -> None:
     """Evaluate `model` on the profile's test set of `eval_task` (and its held-out set), once each."""
+    from mr1cli.runs.eval import evaluate_checkpoint  # torch: only when something is evaluated
+
     for split in eval_splits(profile, eval_task, trained_on):
         out_dir = eval_dir(folder, profile, eval_task, split)
         if not (out_dir / "metrics.json").is_file():
@@ -166,6 +166,8 @@ def unit_done(unit: Unit) -> bool:
 
 def run_unit(unit: Unit, *, evaluate: bool = True) -> None:
     """Train (resuming from the newest checkpoint) and evaluate; a finished part is reused."""
+    from mr1cli.training.train import run_training  # torch: only in the process that trains
+
     if unit.config is None:
         model, folder = base_folder(unit.profile)
     else:

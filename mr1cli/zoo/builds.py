@@ -1,5 +1,8 @@
 """Model names the profiles use: `tiny` (freshly built) and `tiny-base` (tiny, warmed up).
 
+Resolving a name that is already built imports no torch (`mr1 status` resolves the base model);
+the builders import it when they build.
+
 Anything else is passed through as a hub id or a local folder. Training never resolves names
 itself: its callers (the CLI, `reproduce`, the bench) pass it the folder this module returns. Both
 tiny models are built once into the per-user cache (MR1_CACHE, default ~/.cache/mr1, see
@@ -22,10 +25,7 @@ from mr1cli.data.cache import build_lock, default_cache_dir
 from mr1cli.data.for_config import load_examples
 from mr1cli.data.sources import load_split
 from mr1cli.tasks import TASKS, get_task
-from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir
-from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
-from mr1cli.zoo.tiny import build_tiny_model
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ def _corpus(image_size: int) -> list[str]:
 
 
 def ensure_tiny_model(image_size: int = 112) -> Path:
+    from mr1cli.zoo.tiny import build_tiny_model  # torch: only when a model is built
+
     path = default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
     if (path / "config.json").is_file():
         return path
@@ -109,6 +111,8 @@ def tiny_base_dir() -> Path:
 
 def ensure_tiny_base() -> Path:
     """Warm the tiny model up on both tasks' warm-up splits (one SFT run), once; return final/."""
+    from mr1cli.training.train import run_training  # torch: only when the base is built
+
     run_dir = tiny_base_dir()
     if RunDir(run_dir).is_done():
         return run_dir / "final"
@@ -136,6 +140,12 @@ def ensure_tiny_base() -> Path:
 
 NAMED_MODELS.add("tiny", lambda cfg: ensure_tiny_model(_image_size(cfg)))
 NAMED_MODELS.add("tiny-base", lambda cfg: ensure_tiny_base())
-NAMED_MODELS.add(
-    "paper-shaped", lambda cfg: ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
-)
+
+
+def _paper_shaped(cfg: RunConfig | None) -> Path:
+    from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
+
+    return ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
+
+
+NAMED_MODELS.add("paper-shaped", _paper_shaped)

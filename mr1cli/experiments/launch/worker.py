@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 
 from mr1cli.core.errors import Mr1Error
@@ -50,6 +49,8 @@ def _under_accelerate(job_file: Path, job: dict[str, Any], unit: Unit) -> None:
 
 
 def main(argv: list[str]) -> int:
+    import torch  # here, not at the top: the parent imports write_job and must start without torch
+
     job_file = Path(argv[0])
     job = json.loads(job_file.read_text())
     unit = Unit.from_json(job["unit"])

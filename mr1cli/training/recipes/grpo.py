@@ -40,7 +40,7 @@ from mr1cli.models.batching import (
 )
 from mr1cli.models.loading import load_for_config
 from mr1cli.models.lora import reference_off
-from mr1cli.models.sampling import SAMPLERS
+from mr1cli.models.samplers import SAMPLERS
 from mr1cli.tasks import get_task
 from mr1cli.tasks.rewards import score_completion
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
