@@ -112,7 +112,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     for name, value in values.items():
         key = f"{prefix}{name}"
         if name not in types_by_name:
-            if key in MOVED_KEYS or key.split(".")[0] in MOVED_KEYS:
+            if key in MOVED_KEYS:
                 raise ConfigError(f"config key '{key}' is now '{MOVED_KEYS[key]}'")
             choices = [f"{prefix}{known}" for known in types_by_name]
             raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, choices)}")

@@ -1,7 +1,7 @@
 """A lean KV-cached sampler for GRPO rollouts: the same distribution as `model.generate`, less work.
 
 What it saves over `transformers`' `generate(num_return_sequences=G)` (which `batching.generate`
-wraps and which stays the reference implementation, see tests/test_sampling.py):
+wraps and which stays the reference implementation, see tests/integration/test_sampling.py):
 - the prompt (vision tower included) is prefilled ONCE per prompt, and its KV cache is then
   repeated G times, instead of prefilling B·G copies of each prompt and image;
 - each decode step is one text-model forward on the new tokens plus a few tensor ops for sampling

@@ -26,8 +26,8 @@ class Halfway(KLSchedule):
     beta_late: float = 0.1
     formula = "s ≤ t/2: β_early;  s > t/2: β_late"
 
-    def value(self, step: int, total_steps: int) -> float:
-        return self.beta_early if step <= total_steps / 2 else self.beta_late
+    def value(self, step: int, last_step: int) -> float:
+        return self.beta_early if step <= last_step / 2 else self.beta_late
 
 
 @pytest.fixture
