@@ -44,14 +44,18 @@ DEFAULT_EVERY_SECONDS = 30.0
 
 
 def metrics_text(metrics: dict[str, float]) -> str:
-    """>>> metrics_text({"reward/accuracy": 0.375, "kl/beta": 0.04, "perf/x": 1.0})
+    """The metrics a person reads, by their LABELS names, in LABELS order.
+
+    >>> metrics_text({"reward/accuracy": 0.375, "kl/beta": 0.04, "perf/x": 1.0})
     'train_reward_acc 0.375  beta 0.04'
     """
     return "  ".join(f"{LABELS[k]} {metrics[k]:.3g}" for k in LABELS if metrics.get(k) is not None)
 
 
 def clock(seconds: float) -> str:
-    """>>> clock(3725.2)
+    """Seconds as h:mm:ss.
+
+    >>> clock(3725.2)
     '1:02:05'
     """
     seconds = round(max(seconds, 0.0))

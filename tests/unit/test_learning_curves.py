@@ -133,14 +133,3 @@ def test_learning_curves_figure_is_written_through_the_saved_spec(results):
     svg = written[1].read_text()
     assert "counting: held-out probe accuracy" in svg and "base model (step 0)" in svg
     assert "geometry: held-out probe accuracy" in svg and "no probe logged" in svg
-
-
-def test_doctests_of_the_learning_signal_modules():
-    import doctest
-
-    from mr1cli.core import grpo_loss
-    from mr1cli.reporting import learning_curves
-    from mr1cli.training import loop
-
-    for module in (grpo_loss, loop, learning_curves):
-        assert doctest.testmod(module).failed == 0, module.__name__

@@ -92,16 +92,3 @@ def test_unknown_scoring_mode_is_named():
 
     with pytest.raises(ConfigError, match="did you mean 'r1v'"):
         REWARDS.get("format")("x", "3", task="counting", scoring="r1")
-
-
-def test_doctests_of_the_scoring_and_schedule_modules():
-    import doctest
-
-    from mr1cli import config_loading
-    from mr1cli.core import kl_schedules, math_values, r1v
-    from mr1cli.runs import eval as evaluations
-    from mr1cli.tasks import rewards
-    from mr1cli.tasks.geometry import task as geometry
-
-    for module in (r1v, rewards, kl_schedules, math_values, geometry, config_loading, evaluations):
-        assert doctest.testmod(module).failed == 0, module.__name__
