@@ -49,7 +49,7 @@ def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
     done = 0
     for run in planned:
         if run.config is None:
-            model, folder = base_folder(profile)
+            model, folder = base_folder(profile, run.eval_tasks[0])
         else:
             done += 1
             logger.info(

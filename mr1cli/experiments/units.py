@@ -84,9 +84,10 @@ def evaluation_fields(
     return fields
 
 
-def base_folder(profile: str) -> tuple[str, Path]:
-    """The profile's base model and where its evaluations are kept (keyed by the resolved model)."""
-    cfg = eval_config(profile, "counting")
+def base_folder(profile: str, task: str) -> tuple[str, Path]:
+    """The profile's base model for `task` and where its evaluations are kept (keyed by the resolved
+    model, so every task whose profile names the same model shares one folder)."""
+    cfg = eval_config(profile, task)
     resolved = resolve_model(cfg.model.name_or_path, cfg)
     key = hashlib.sha256(
         str(Path(resolved).resolve() if Path(resolved).exists() else resolved).encode()
@@ -136,12 +137,13 @@ def grid_units(planned: list[PlannedRun], profile: str) -> list[Unit]:
     """The distinct units of one or more plans, in plan order (a shared run is listed once, with
     every eval task any plan asks of it)."""
     units: dict[str, Unit] = {}
-    base = None
     for run in planned:
         if run.config is None:
-            base = base or base_folder(profile)[1]
             for task in run.eval_tasks:
-                units.setdefault(f"base/{task}", Unit(f"base/{task}", profile, base, (task,)))
+                if f"base/{task}" not in units:
+                    units[f"base/{task}"] = Unit(
+                        f"base/{task}", profile, base_folder(profile, task)[1], (task,)
+                    )
             continue
         known = units.get(run.name)
         tasks = (
@@ -169,7 +171,7 @@ def run_unit(unit: Unit, *, evaluate: bool = True) -> None:
     from mr1cli.training.train import run_training  # torch: only in the process that trains
 
     if unit.config is None:
-        model, folder = base_folder(unit.profile)
+        model, folder = base_folder(unit.profile, unit.eval_tasks[0])
     else:
         base_model = resolve_model(unit.config.model.name_or_path, unit.config)
         final = run_training(unit.config, base_model=base_model, resume=True)

@@ -66,16 +66,23 @@ def sweep_figure(
     return fig
 
 
-def method_bars(inputs: Inputs, groups: list[tuple[str, str]], title: str, paper_label: str) -> Figure | None:
-    """Grouped bars, one group per (label, eval task), one bar per method: ours with CIs, paper marked."""
+def method_bars(
+    inputs: Inputs, groups: list[tuple[str, str, str]], title: str, paper_label: str
+) -> Figure | None:
+    """Grouped bars, one group per (label, train task, test task), one bar per method (the base
+    model's: its row on that test task): ours with CIs, the paper's number marked."""
     table = inputs.table
-    if table is None or table.empty:
+    if table is None or table.empty or not groups:
         return None
     fig, (ax,) = new_figure(1, title, height=5.0)
     methods = [m for m in LABELS if m in set(table["method"])]
     width = 0.8 / len(methods)
     for j, method in enumerate(methods):
-        rows = [table[(table["eval_task"] == task) & (table["method"] == method)] for _, task in groups]
+        trained = [(table["train_task"] == train) | (method == "base") for _, train, _ in groups]
+        rows = [
+            table[(table["eval_task"] == test) & (table["method"] == method) & on]
+            for (_, _, test), on in zip(groups, trained, strict=True)
+        ]
         xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(groups))]
         ys, lows, highs = ([r[c].iloc[0] if len(r) else math.nan for r in rows] for c in BOUNDS)
         yerr = clipped_error_bars(ys, lows, highs)
@@ -86,7 +93,7 @@ def method_bars(inputs: Inputs, groups: list[tuple[str, str]], title: str, paper
                 ax.text(x, y + above + 1.0, f"{y:.1f}", ha="center", va="bottom", fontsize=8, bbox=VALUE_BOX)
         paper = [r["paper_accuracy"].iloc[0] if len(r) and "paper_accuracy" in r else math.nan for r in rows]
         paper_points(ax, xs, paper, paper_label if j == 0 else "_nolegend_")
-    ax.set_xticks(range(len(groups)), [label for label, _ in groups])
+    ax.set_xticks(range(len(groups)), [label for label, _, _ in groups])
     ax.set(ylabel="test accuracy (%)", ylim=(0, max(100.0, ax.get_ylim()[1])))
     legend_below(fig, [ax], f"{ERROR_BARS}; numbers: ours", ncols=3)
     return fig

@@ -31,11 +31,17 @@ from mr1cli.reporting.statistics import PairedDifference, paired_difference, rel
 
 
 def _find(table: pd.DataFrame, row: Row, **conditions: Any) -> int | None:
-    """Index of the first row of the same grid and test task as `row` matching every condition."""
+    """Index of the first row of the same grid and test task as `row` matching every condition, and
+    trained on the same task unless one side is the base model; None when there is none, or when the
+    base model's row would be compared with models trained on different tasks (which one?)."""
     conditions = {"grid": row["grid"], "eval_task": row["eval_task"], **conditions}
+    if row["method"] != "base" and conditions.get("method") != "base":
+        conditions["train_task"] = row["train_task"]
     mask = pd.Series(True, index=table.index)
     for column, value in conditions.items():
         mask &= table[column] == value
+    if row["method"] == "base" and table.loc[mask, "train_task"].nunique() > 1:
+        return None
     return int(table.index[mask][0]) if mask.any() else None
 
 

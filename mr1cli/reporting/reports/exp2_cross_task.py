@@ -17,16 +17,19 @@ from mr1cli.reporting.verdicts import SIGNS, Claim, relative_text
 from mr1cli.tasks import TASKS
 
 
-def _direction(row: Row) -> str:
-    """Cross-task key "<train>-><test>"; the base row serves the direction that tests on its task."""
-    other = next((t for t in TASKS.names() if t != row["eval_task"]), "")
-    return f"{row['train_task'] or other}->{row['eval_task']}"
+def _direction(row: Row, figure7: Paper) -> str:
+    """Cross-task key "<train>-><test>"; the base row (no training task) takes the first direction
+    the paper gives into its test task (the untrained model's accuracy is the same in each)."""
+    if row["train_task"]:
+        return f"{row['train_task']}->{row['eval_task']}"
+    into = [key for key in (figure7.get("inferred") or {}) if key.endswith(f"->{row['eval_task']}")]
+    return into[0] if into else ""
 
 
 def paper_columns(row: Row, paper: Paper) -> dict[str, float]:
     """Figure 7's inferred accuracy for the row's direction and method, and its printed changes."""
-    figure7 = (paper.get("exp2-cross-task") or {}).get(PAPER_MODEL)
-    key, method = _direction(row), row["method"]
+    figure7 = (paper.get("exp2-cross-task") or {}).get(PAPER_MODEL) or {}
+    key, method = _direction(row, figure7), row["method"]
     return {
         "paper_accuracy": paper_number(figure7, "inferred", key, method),
         "vs_base": paper_number(figure7, "relative", key, f"{method}_vs_base"),
@@ -59,11 +62,17 @@ def claims(records: pd.DataFrame, paper: Paper) -> list[Claim]:
 
 
 def fig7_cross_task(inputs: Inputs) -> Figure | None:
-    """Paper figure 7: trained on one task, tested on the other; base, SFT, GRPO and GRPO-D."""
-    groups = [
-        ("trained on counting → tested on geometry", "geometry"),
-        ("trained on geometry → tested on counting", "counting"),
-    ]
+    """Paper figure 7: trained on one task, tested on another (one group per direction); base, SFT, GRPO
+    and GRPO-D."""
+    if inputs.table is None:
+        return None
+    trained = inputs.table[inputs.table["method"] != "base"]
+    order = {task: i for i, task in enumerate(TASKS.names())}
+    pairs = sorted(
+        set(zip(trained["train_task"], trained["eval_task"], strict=True)),
+        key=lambda pair: (order.get(pair[0], len(order)), order.get(pair[1], len(order)), pair),
+    )
+    groups = [(f"trained on {train} → tested on {test}", train, test) for train, test in pairs]
     title = f"Figure 7 — cross-task generalization — {inputs.ours} vs paper"
     return method_bars(inputs, groups, title, "paper (Qwen2-VL-2B; inferred from fig. 7 text)")
 

@@ -91,7 +91,8 @@ def fig1_test_accuracy(inputs: Inputs) -> Figure | None:
 
 def table1_same_task(inputs: Inputs) -> Figure | None:
     """Paper Table 1 as bars: same-task test accuracy per method and task."""
-    groups = [(f"trained and tested on {task}", task) for task in TASKS.names()]
+    present = set(inputs.table["eval_task"]) if inputs.table is not None else set()
+    groups = [(f"trained and tested on {task}", task, task) for task in TASKS.names() if task in present]
     return method_bars(
         inputs, groups, f"Table 1 — same-task accuracy — {inputs.ours} vs paper", PAPER + ", Table 1"
     )
