@@ -36,11 +36,13 @@ PAPER_STYLE = {
 @dataclass(frozen=True)
 class Inputs:
     """What an experiment's figures draw from: its results table (ours beside the paper's numbers),
-    its training curves (one row per logged step of each run) and the label of our results."""
+    its training curves (one row per logged step of each run), the label of our results and its
+    records (one per model, test task and seed)."""
 
     table: pd.DataFrame | None
     curves: pd.DataFrame | None
     ours: str
+    records: pd.DataFrame | None = None
 
 
 Draw = Callable[[Inputs], "Figure | None"]  # None: the figure's inputs are missing, nothing drawn

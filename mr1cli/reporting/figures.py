@@ -45,13 +45,13 @@ def _save(fig: Figure, folder: Path, stem: str) -> list[Path]:
 
 
 def _inputs(results_dir: Path, experiment: str, report: Report) -> Inputs:
-    table, ours = None, "ours"
+    table, ours, records = None, "ours", None
     if (Path(results_dir) / experiment / "records.jsonl").is_file():
         records = load_records(results_dir, experiment)
         table = build_table(report, records, load_paper_numbers(), experiment)
         profiles = sorted(set(records["profile"].astype(str)) - {""})
         ours = f"ours ({', '.join(profiles)} profile)" if profiles else "ours"
-    return Inputs(table, load_curves(results_dir, experiment), ours)
+    return Inputs(table, load_curves(results_dir, experiment), ours, records)
 
 
 def make_figures(results_dir: Path, experiment: str | None = None) -> list[Path]:

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from mr1cli.core.errors import Mr1Error
+from mr1cli.reporting.figure_kit import Inputs
 from mr1cli.reporting.figures import make_all, make_figures
-from mr1cli.reporting.records import load_paper_numbers, load_records
+from mr1cli.reporting.records import load_paper_numbers, load_records, normalize_records
 from mr1cli.reporting.reports import REPORTS
 from mr1cli.reporting.statistics import relative_change
 from mr1cli.reporting.tables import build_table, write_tables
@@ -349,3 +350,31 @@ def test_figures_skip_missing_inputs(tmp_path):
     assert names == ["beta_schedules.png", "beta_schedules.svg"]  # needs no results
     with pytest.raises(Mr1Error):
         make_figures(tmp_path, "exp9")
+
+
+def test_fig4_format_rate_has_seed_intervals_on_a_90_to_100_axis():
+    """Format rates 98, 99 and 100 % over three seeds: mean 99 ± t(0.975, 2)·1/√3 = ±2.484, clipped at 100."""
+    rows = [record("base", "geometry", 20.0) | {"grid": "alpha"}]
+    for seed, rate in enumerate((98.0, 99.0, 100.0)):
+        setting = {"reward.weights.format": 0.0}
+        rows.append(
+            record("grpo", "geometry", 25.0, seed)
+            | {"grid": "alpha", "setting": setting, "format_rate": rate}
+        )
+    records = normalize_records(pd.DataFrame(rows))
+    report = REPORTS.get("exp1-format-reward")
+    table = build_table(report, records, PAPER)
+    figure = report.figures["fig4_format_weight"](Inputs(table, None, "ours", records))
+    rate = figure.axes[1]
+    assert rate.get_ylim() == (90.0, 100.0) and "95 % CI over seeds" in rate.get_title()
+    [bars] = [c for c in rate.containers if getattr(c, "has_yerr", False)]
+    [[(_, low), (_, high)]] = bars.lines[2][0].get_segments()
+    assert (low, high) == (pytest.approx(99.0 - 4.302653 / 3**0.5, abs=1e-4), 100.0)
+
+
+def test_fig1_is_named_for_what_it_draws_and_says_when(tmp_path):
+    write_fake_results(tmp_path)
+    names = sorted(p.name for p in make_figures(tmp_path, "exp3-same-task") if p.suffix == ".svg")
+    assert "fig1_accuracy_during_training.svg" in names
+    fig1 = (tmp_path / "exp3-same-task" / "figures" / "fig1_accuracy_during_training.svg").read_text()
+    assert "test accuracy during training (at steps 10, 20, 30, 40)" in fig1
