@@ -22,6 +22,7 @@ from mr1cli.core.errors import RunsFailed
 from mr1cli.experiments.launch.base import LaunchOptions
 from mr1cli.experiments.launch.devices import cpu_budget
 from mr1cli.experiments.launch.plugins import LAUNCHERS
+from mr1cli.experiments.plan_status import plan_work
 from mr1cli.experiments.specs import PlannedRun, list_experiments, load_spec, plan
 from mr1cli.experiments.units import (
     Unit,
@@ -34,7 +35,7 @@ from mr1cli.experiments.units import (
 from mr1cli.files import atomic_write_text
 from mr1cli.reporting.figures import write_report
 from mr1cli.reporting.summary import write_summary
-from mr1cli.training.run_dir import RunDir, default_run_dir
+from mr1cli.training.run_dir import default_run_dir
 from mr1cli.zoo.builds import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -116,28 +117,45 @@ def write_results(
     return out
 
 
-def describe_plan(planned: list[PlannedRun]) -> list[tuple[str, ...]]:
+def describe_plan(planned: list[PlannedRun], states: list[str]) -> list[tuple[str, ...]]:
+    """One table row per planned run; the base model's rows say "untrained" and have no seed."""
     rows = []
-    for run in planned:
-        status = "—"
-        if run.config is not None:
-            run_dir = RunDir(default_run_dir(run.config))
-            status = (
-                "done" if run_dir.is_done() else ("partial" if run_dir.metrics_file.exists() else "to train")
-            )
-        seed = str(run.seed) if run.config is not None else "—"
+    for run, state in zip(planned, states, strict=True):
+        trained = run.config is not None
         rows.append(
             (
                 run.grid,
                 run.method,
-                run.train_task or "—",
+                run.train_task or "(untrained)",
                 json.dumps(run.setting) if run.setting else "",
-                seed,
+                str(run.seed) if trained else "",
                 "→ " + ", ".join(run.eval_tasks),
-                status,
+                state,
             )
         )
     return rows
+
+
+def show_plan(
+    console: Console,
+    planned: dict[str, list[PlannedRun]],
+    profile: str,
+    results_root: Path,
+    where: dict[str, str] | None,
+) -> None:
+    """A table per experiment (each run, what is done, where it runs), then the estimate of the
+    time left: one line, from times measured on earlier runs (see plan_status.py)."""
+    work = plan_work([run for runs in planned.values() for run in runs], profile, results_root)
+    states = iter(work.states)
+    for experiment, runs in planned.items():
+        table = Table(title=f"{experiment} ({profile} profile)")
+        columns = ("grid", "method", "train", "setting", "seed", "eval", "status")
+        for column in (*columns, "where") if where is not None else columns:
+            table.add_column(column)
+        for run, row in zip(runs, describe_plan(runs, [next(states) for _ in runs]), strict=True):
+            table.add_row(*row, *((where.get(unit_name(run), "—"),) if where is not None else ()))
+        console.print(table)
+    console.print(work.summary(), soft_wrap=True, highlight=False)
 
 
 def unit_name(run: PlannedRun) -> str:
@@ -184,15 +202,7 @@ def reproduce(
     planned = {experiment: plan(spec, profile, seeds) for experiment, spec in plans.items()}
     chosen = LAUNCHERS.get(launcher)(options) if launcher != "local" or options.jobs > 1 else None
     units = grid_units([run for runs in planned.values() for run in runs], profile) if chosen else []
-    where = chosen.where(units) if chosen else None
-    for experiment, runs in planned.items():
-        table = Table(title=f"{experiment} ({profile} profile)")
-        columns = ("grid", "method", "train", "setting", "seed", "eval", "status")
-        for column in (*columns, "where") if where is not None else columns:
-            table.add_column(column)
-        for run, row in zip(runs, describe_plan(runs), strict=True):
-            table.add_row(*row, *((where.get(unit_name(run), "—"),) if where is not None else ()))
-        console.print(table)
+    show_plan(console, planned, profile, results_root, chosen.where(units) if chosen else None)
     if dry_run:
         if chosen:
             chosen.dry_run(units, console)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict, load_config
 from mr1cli.experiments.specs import PlannedRun
+from mr1cli.files import atomic_write_text
 from mr1cli.reporting.records import correctness_bits, read_jsonl
 from mr1cli.training.run_dir import RunDir, default_run_dir
-from mr1cli.zoo.builds import resolve_model
+from mr1cli.zoo.builds import model_folder, resolve_model
 
 
 def eval_config(profile: str, eval_task: str) -> RunConfig:
@@ -59,7 +61,10 @@ def evaluate_cached(
     for split in eval_splits(profile, eval_task, trained_on):
         out_dir = eval_dir(folder, profile, eval_task, split)
         if not (out_dir / "metrics.json").is_file():
+            started = time.monotonic()
             evaluate_checkpoint(eval_config(profile, eval_task), model, split=split, output=out_dir)
+            seconds = {"seconds": round(time.monotonic() - started, 1)}  # for the dry run's estimate
+            atomic_write_text(out_dir / "timing.json", json.dumps(seconds))
 
 
 def evaluation_fields(
@@ -84,15 +89,28 @@ def evaluation_fields(
     return fields
 
 
+def _base_home(cfg: RunConfig, model: str) -> Path:
+    """Where the evaluations of base model `model` (a hub id or a folder) are kept: keyed by the
+    model's resolved folder, so every task whose profile names the same model shares one folder."""
+    key = hashlib.sha256(str(Path(model).resolve() if Path(model).exists() else model).encode()).hexdigest()
+    return default_run_dir(cfg).parent / f"base-{key[:10]}"
+
+
+def base_home(profile: str, task: str) -> tuple[Path | None, bool]:
+    """`base_folder`'s folder and whether the base model is built, building nothing (None where the
+    folder is known only once the model is built)."""
+    cfg = eval_config(profile, task)
+    model, built = model_folder(cfg.model.name_or_path, cfg)
+    if model is None or not built:
+        return (None, False) if model is None else (_base_home(cfg, str(Path(model).resolve())), False)
+    return _base_home(cfg, model), True
+
+
 def base_folder(profile: str, task: str) -> tuple[str, Path]:
-    """The profile's base model for `task` and where its evaluations are kept (keyed by the resolved
-    model, so every task whose profile names the same model shares one folder)."""
+    """The profile's base model for `task` (built on first use) and where its evaluations are kept."""
     cfg = eval_config(profile, task)
     resolved = resolve_model(cfg.model.name_or_path, cfg)
-    key = hashlib.sha256(
-        str(Path(resolved).resolve() if Path(resolved).exists() else resolved).encode()
-    ).hexdigest()[:10]
-    return resolved, default_run_dir(cfg).parent / f"base-{key}"
+    return resolved, _base_home(cfg, resolved)
 
 
 @dataclass(frozen=True)
@@ -140,10 +158,9 @@ def grid_units(planned: list[PlannedRun], profile: str) -> list[Unit]:
     for run in planned:
         if run.config is None:
             for task in run.eval_tasks:
-                if f"base/{task}" not in units:
-                    units[f"base/{task}"] = Unit(
-                        f"base/{task}", profile, base_folder(profile, task)[1], (task,)
-                    )
+                if f"base/{task}" not in units:  # its folder is known without building the base model
+                    home = base_home(profile, task)[0] or base_folder(profile, task)[1]
+                    units[f"base/{task}"] = Unit(f"base/{task}", profile, home, (task,))
             continue
         known = units.get(run.name)
         tasks = (

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mr1cli.config import UNSCORED_TRAIN_KEYS, RunConfig
@@ -32,15 +33,33 @@ logger = logging.getLogger(__name__)
 TINY_VERSION = "2"
 
 
-# Model names that stand for a model this module builds into the cache on first use.
-NAMED_MODELS: Registry[Callable[[RunConfig | None], Path]] = Registry("built-in model")
+@dataclass(frozen=True)
+class NamedModel:
+    """A model this module builds into the cache on first use: `build` builds it once and returns its
+    folder; `folder` says where it is or will be without building (None: known only once built)."""
+
+    build: Callable[[RunConfig | None], Path]
+    folder: Callable[[RunConfig | None], Path | None] = lambda cfg: None
+
+
+NAMED_MODELS: Registry[NamedModel] = Registry("built-in model")
 
 
 def resolve_model(name: str, cfg: RunConfig | None = None) -> str:
     """The checkpoint folder a model name stands for (built on first use); other names pass through."""
     if name in NAMED_MODELS:
-        return str(NAMED_MODELS.get(name)(cfg))
+        return str(NAMED_MODELS.get(name).build(cfg))
     return name
+
+
+def model_folder(name: str, cfg: RunConfig | None = None) -> tuple[str | None, bool]:
+    """Where a model name's checkpoint is or will be, and whether it is there, building nothing
+    (a dry run, `mr1 status`): other names pass through as present; None where it is known only once
+    built."""
+    if name not in NAMED_MODELS:
+        return name, True
+    folder = NAMED_MODELS.get(name).folder(cfg)
+    return (str(folder), (folder / "config.json").is_file()) if folder is not None else (None, False)
 
 
 def tiny_tasks() -> list[str]:
@@ -67,10 +86,14 @@ def _corpus(image_size: int) -> list[str]:
     return texts
 
 
+def tiny_model_dir(image_size: int = 112) -> Path:
+    return default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
+
+
 def ensure_tiny_model(image_size: int = 112) -> Path:
     from mr1cli.zoo.tiny import build_tiny_model  # torch: only when a model is built
 
-    path = default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
+    path = tiny_model_dir(image_size)
     if (path / "config.json").is_file():
         return path
     with build_lock(path.name):
@@ -138,8 +161,13 @@ def ensure_tiny_base() -> Path:
         )
 
 
-NAMED_MODELS.add("tiny", lambda cfg: ensure_tiny_model(_image_size(cfg)))
-NAMED_MODELS.add("tiny-base", lambda cfg: ensure_tiny_base())
+NAMED_MODELS.add(
+    "tiny",
+    NamedModel(lambda cfg: ensure_tiny_model(_image_size(cfg)), lambda cfg: tiny_model_dir(_image_size(cfg))),
+)
+NAMED_MODELS.add(
+    "tiny-base", NamedModel(lambda cfg: ensure_tiny_base(), lambda cfg: tiny_base_dir() / "final")
+)
 
 
 def _paper_shaped(cfg: RunConfig | None) -> Path:
@@ -148,4 +176,4 @@ def _paper_shaped(cfg: RunConfig | None) -> Path:
     return ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
 
 
-NAMED_MODELS.add("paper-shaped", _paper_shaped)
+NAMED_MODELS.add("paper-shaped", NamedModel(_paper_shaped))
