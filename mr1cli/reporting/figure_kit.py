@@ -1,6 +1,5 @@
-"""Shared pieces of the results figures: what a figure draws from (`Inputs`), the figure registry
-(`FIGURES`, name → draw function, filled by `mr1cli.experiments.paper_figures` and `learning_curves`),
-styles and axes helpers.
+"""Shared pieces of the results figures: what a figure draws from (`Inputs`) and what draws one
+(`Draw`; each report in reporting/reports/ names its figures), styles and axes helpers.
 
 Drawing uses matplotlib's object API on the Agg canvas, so nothing touches pyplot's global state.
 """
