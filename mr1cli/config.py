@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mr1cli.core.aggregation import LOSS_AGGREGATIONS, aggregation_error
 from mr1cli.core.errors import ConfigError
 
 # The repository's experiments/ folder: profiles, experiment specs and the paper's numbers.
@@ -202,7 +203,9 @@ class RLConfig:
     epsilon_low: float = _f(0.2, "lower clip range of the importance ratio")
     epsilon_high: float = _f(0.2, "upper clip range of the importance ratio")
     num_iterations: int = _f(1, "μ: policy updates per batch of rollouts (paper / R1-V: 1, ratio ≡ 1)")
-    loss_aggregation: str = _f("sequence_mean", "sequence_mean (GRPO) or token_mean")
+    loss_aggregation: str = _f(
+        "sequence_mean", "; ".join(f"{name}: {meaning}" for name, meaning in LOSS_AGGREGATIONS.items())
+    )
     skip_zero_advantage_steps: bool = _f(
         True,
         "skip the update of a step in which every group scored its G completions equally (no "
@@ -234,10 +237,8 @@ class RLConfig:
                 raise ConfigError(f"rl.{name} must be >= 0, got {getattr(self, name)}")
         if self.num_iterations < 1:
             raise ConfigError(f"rl.num_iterations must be >= 1, got {self.num_iterations}")
-        if self.loss_aggregation not in ("sequence_mean", "token_mean"):
-            raise ConfigError(
-                f"rl.loss_aggregation must be sequence_mean or token_mean, got '{self.loss_aggregation}'"
-            )
+        if self.loss_aggregation not in LOSS_AGGREGATIONS:
+            raise ConfigError(f"rl.loss_aggregation: {aggregation_error(self.loss_aggregation)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -295,7 +296,7 @@ UNSCORED_TRAIN_KEYS = ("save_every", "save_minutes", "log_every", "report_to")
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     method: str = _f("grpo-d", "sft, grpo or grpo-d")
-    task: str = _f("counting", "counting or geometry")
+    task: str = _f("counting", "a registered task (mr1cli.tasks.TASKS), e.g. counting or geometry")
     profile: str = _f("", "the profile the config was built from (recorded, not used)")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -323,9 +324,9 @@ class RunConfig:
 
 
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, help) for every leaf field: feeds `mr1 train --help-config` and the README."""
+    """(key, default, help) for every leaf field: feeds `mr1 config` and the README."""
     rows: list[tuple[str, str, str]] = []
-    instance = cls() if cls is not RunConfig else RunConfig()
+    instance = cls()
     for f in dataclasses.fields(cls):
         value = getattr(instance, f.name)
         if dataclasses.is_dataclass(value):

@@ -31,9 +31,10 @@ from mr1cli.core.kl_schedules import (
 )
 from mr1cli.core.methods import METHODS
 from mr1cli.core.registry import did_you_mean
-from mr1cli.core.rewards import REWARDS
-from mr1cli.core.task import SCORING_MODES, get_task
-from mr1cli.models.sampling import SAMPLERS
+from mr1cli.core.task import SCORING_MODES
+from mr1cli.models.samplers import SAMPLERS
+from mr1cli.tasks import get_task
+from mr1cli.tasks.rewards import REWARDS
 
 # Keys of earlier versions, and where their meaning lives now.
 MOVED_KEYS = {
@@ -112,7 +113,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     for name, value in values.items():
         key = f"{prefix}{name}"
         if name not in types_by_name:
-            if key in MOVED_KEYS or key.split(".")[0] in MOVED_KEYS:
+            if key in MOVED_KEYS:
                 raise ConfigError(f"config key '{key}' is now '{MOVED_KEYS[key]}'")
             hint = did_you_mean(key, known_keys(), listing="`mr1 config` lists every key")
             raise ConfigError(f"unknown config key '{key}'{hint}")
@@ -247,7 +248,7 @@ def check_names(cfg: RunConfig) -> RunConfig:
         REWARDS.get(name)
     for key, mode in (("reward.scoring", cfg.reward.scoring), ("eval.scoring", cfg.eval.scoring)):
         if mode not in SCORING_MODES:
-            raise ConfigError(f"{key} must be one of {', '.join(SCORING_MODES)}, got '{mode}'")
+            raise ConfigError(f"{key} must be one of {', '.join(sorted(SCORING_MODES))}, got '{mode}'")
     SAMPLERS.get(cfg.rl.sampler)
     if cfg.rl.kl:
         schedule_from_settings(cfg.rl.kl)

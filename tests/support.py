@@ -163,7 +163,7 @@ def torch_threads(threads: int, *, deterministic: bool = False) -> Iterator[None
 
 MINI_SPEC = """
 name: exp3-same-task
-table: same-task
+report: exp3-same-task
 figures: [table1_same_task]
 seeds: {mini: 1}
 grids:

@@ -18,8 +18,8 @@ from mr1cli.bench.measure import (
 )
 from mr1cli.bench.report import device_name, environment
 from mr1cli.config import RunConfig
-from mr1cli.core.task import get_task
 from mr1cli.models.batching import chat_prompt, encode_prompts
+from mr1cli.tasks import get_task
 
 PHASES = ("generation", "reference", "update", "other")
 

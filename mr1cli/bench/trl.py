@@ -25,10 +25,10 @@ import torch
 
 from mr1cli.bench.measure import MemoryMeter, now, synchronize
 from mr1cli.config import RunConfig
-from mr1cli.core.rewards import score_completion
-from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import forbidden_token_ids
+from mr1cli.tasks import get_task
+from mr1cli.tasks.rewards import score_completion
 
 
 def trl_dataset(cfg: RunConfig, examples: Sequence[Example], plan: Sequence[Sequence[int]]):

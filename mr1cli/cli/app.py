@@ -1,4 +1,8 @@
-"""The `mr1` command line: parse, build the config, call one function. Nothing else lives here."""
+"""The `mr1` command line: parse, build the config, call one function. Nothing else lives here.
+
+Every command imports what it needs inside its function, so `mr1 --help`, `--version`, `config`,
+`status`, `figures` and every mistake on the command line start without torch
+(tests/unit/test_startup.py checks it)."""
 
 from __future__ import annotations
 
@@ -9,13 +13,23 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mr1cli import __version__
 from mr1cli.cli import launch as grid
 from mr1cli.cli.bench import bench_app
 from mr1cli.cli.data import data_app
-from mr1cli.cli.options import PLACEHOLDERS, ClickException, EvalOverrides, Overrides, Profile, Task, console
+from mr1cli.cli.options import (
+    PLACEHOLDERS,
+    TASK_HELP,
+    ClickException,
+    EvalOverrides,
+    Overrides,
+    Profile,
+    Task,
+    console,
+)
 from mr1cli.cli.options import at_least as _at_least
+from mr1cli.cli.paths import input_dir, input_file, output_dir
 from mr1cli.core.errors import Mr1Error
-from mr1cli.data.paths import input_dir, input_file, output_dir
 from mr1cli.training.progress import log_to_console
 
 app = typer.Typer(
@@ -26,6 +40,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mr1 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    pass
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
@@ -75,7 +107,7 @@ def train(
         from mr1cli.config_loading import annotated_config
 
         return typer.echo(annotated_config(cfg, profile, task, method))
-    from mr1cli.experiments.single_run import train_one
+    from mr1cli.runs.train import train_one
 
     log_to_console(console)
     rerun = ["mr1", "train", "--method", method, "--task", task, "--profile", profile]
@@ -130,7 +162,7 @@ def evaluate(
     overrides: EvalOverrides = None,
 ) -> None:
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
-    from mr1cli.experiments.evaluations import run_eval_command
+    from mr1cli.runs.eval import run_eval_command
 
     _at_least(limit, 0, "--limit", "(0 = all examples)")
     if rescore is not None:
@@ -200,7 +232,7 @@ def figures(
     ),
 ) -> None:
     """Redraw every table and figure from saved results only (no training)."""
-    from mr1cli.experiments.figures import make_all
+    from mr1cli.reporting.figures import make_all
 
     written = make_all(input_dir(results, "--results"))
     console.print(f"wrote {len(written)} tables and figures under {results}")
@@ -215,13 +247,13 @@ def figures(
 )
 def config_keys(
     method: Annotated[str, typer.Option(help="sft, grpo or grpo-d")] = "grpo-d",
-    task: Annotated[str, typer.Option(help="counting or geometry")] = "counting",
+    task: Annotated[str, typer.Option(help=TASK_HELP)] = "counting",
     profile: Profile = "tiny",
     config: Annotated[Path | None, typer.Option(help="YAML file layered over the profile")] = None,
     overrides: Overrides = None,
 ) -> None:
     """List every config key: resolved value, default, the layer that set it, and its help."""
-    from mr1cli.experiments.config_keys import config_listing
+    from mr1cli.cli.config_keys import config_listing
 
     if config is not None:
         input_file(config, "--config")

@@ -9,7 +9,7 @@ import typer
 
 from mr1cli.cli.options import PLACEHOLDERS, Task, console
 from mr1cli.cli.options import at_least as _at_least
-from mr1cli.data.paths import input_dir, output_dir, output_file
+from mr1cli.cli.paths import input_dir, output_dir, output_file
 from mr1cli.training.progress import log_to_console
 
 data_app = typer.Typer(

@@ -63,7 +63,7 @@ def status(
 ) -> None:
     """Every run of an experiment: done, running, partial, failed or not started, with its step,
     last metrics, where it runs (worker or SLURM job) and its log."""
-    from mr1cli.experiments.status import print_status, status_rows
+    from mr1cli.experiments.launch.status import print_status, status_rows
 
     rows = status_rows(experiment, profile=profile, seeds=seeds)
     print_status(Console(), f"{experiment} ({profile} profile)", rows)

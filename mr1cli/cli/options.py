@@ -62,4 +62,5 @@ EvalOverrides = Annotated[
 ]
 PLACEHOLDERS = "\n\nWords in <ANGLE_BRACKETS> are placeholders for your own paths."
 Profile = Annotated[str, typer.Option(help="tiny (embedded, CPU, offline) or paper (Qwen2-VL-2B, real data)")]
-Task = Annotated[str, typer.Option(help="counting or geometry")]
+TASK_HELP = "a registered task, e.g. counting or geometry"  # the CLI starts without loading the tasks
+Task = Annotated[str, typer.Option(help=TASK_HELP)]

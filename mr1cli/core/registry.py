@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
@@ -81,19 +80,14 @@ def closest_names(name: str, choices: list[str], most: int = 3) -> list[str]:
 class Registry(Generic[T]):
     """A named collection that plugins add to with `@registry.register("name")`.
 
-    `plugins` names the packages whose import registers the built-in entries; they are imported on
-    the first lookup, so a registry can live on a lower floor than the plugins that fill it.
+    A registry is filled by the module that defines it or by the modules that import it (its
+    built-in entries are registered where the registry is imported from, never behind a hidden
+    import), so the static import graph is the true one.
     """
 
-    def __init__(self, kind: str, plugins: str | tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
-        self._plugins = (plugins,) if isinstance(plugins, str) else plugins
-
-    def _load_plugins(self) -> None:
-        packages, self._plugins = self._plugins, ()
-        for package in packages:
-            importlib.import_module(package)
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(obj: T) -> T:
@@ -112,18 +106,15 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def get(self, name: str) -> T:
-        self._load_plugins()
         try:
             return self._entries[name]
         except KeyError:
             raise ConfigError(f"unknown {self.kind} '{name}'{did_you_mean(name, self.names())}") from None
 
     def names(self) -> list[str]:
-        self._load_plugins()
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        self._load_plugins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

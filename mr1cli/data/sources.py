@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mr1cli.core.errors import ConfigError, DataError
-from mr1cli.core.task import get_task
 from mr1cli.data.adapters import WHOLE_ROW, RowError, RowOrigin, detect_schema, image_column, row_to_example
 from mr1cli.data.cache import default_cache_dir
 from mr1cli.data.example import Example
 from mr1cli.data.json_rows import Row, json_rows
-from mr1cli.models.hub import hub_host, hub_usable, probe_failed
+from mr1cli.hub import hub_host, hub_usable, probe_failed
+from mr1cli.tasks import get_task
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -343,7 +343,7 @@ def _synthetic_file(source: str, task: str, cache_dir: Path, seed: int, image_si
     n = int(match["n"]) if match["n"] else SYNTHETIC_DEFAULT_N[split]
     if n < 1:
         raise ConfigError(f"bad synthetic source '{source}': the size must be at least 1")
-    synthetic = importlib.import_module("mr1cli.data.synthetic.splits")
+    synthetic = importlib.import_module("mr1cli.data.synthetic")
     version = synthetic.GENERATOR_VERSION
     name = f"{data_task}-{split}-{n}-s{seed}-v{version}" + ("" if image_size == 112 else f"-px{image_size}")
     out_dir = cache_dir / "synthetic" / name

@@ -13,12 +13,12 @@ from typing import Any
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import DataError
-from mr1cli.core.rewards import REWARD_MODES
-from mr1cli.core.task import SCORING_MODES, get_task
+from mr1cli.core.task import SCORING_MODES
 from mr1cli.data.example import Example
-from mr1cli.data.files import atomic_write_text
 from mr1cli.evaluation.provenance import row_fields
+from mr1cli.files import atomic_write_text
 from mr1cli.models.batching import Decoding, chat_prompt, encode_prompts, generate
+from mr1cli.tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def score_rows(rows: Sequence[dict[str, Any]], task_name: str, scoring: str) -> 
             **row,
             "extracted_answer": task.extract_answer(completion, scoring),
             **{f"correct_{mode}": task.is_correct(completion, truth, mode) for mode in SCORING_MODES},
-            **{f"format_{mode}": bool(REWARD_MODES.get(mode).format(completion)) for mode in SCORING_MODES},
+            **{f"format_{mode}": bool(SCORING_MODES.get(mode).format(completion)) for mode in SCORING_MODES},
         }
         scored["correct"] = scored[f"correct_{scoring}"]
         scored["format"] = scored[f"format_{scoring}"]

@@ -29,7 +29,7 @@ from transformers.utils import logging as hf_logging
 
 from mr1cli.core.errors import CheckpointError, ConfigError
 from mr1cli.core.registry import did_you_mean
-from mr1cli.models.hub import hub_host, hub_usable, probe_failed
+from mr1cli.hub import hub_host, hub_usable, probe_failed
 from mr1cli.models.lora import adapter_base, add_lora, is_adapter_folder, load_adapters
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """A lean KV-cached sampler for GRPO rollouts: the same distribution as `model.generate`, less work.
 
 What it saves over `transformers`' `generate(num_return_sequences=G)` (which `batching.generate`
-wraps and which stays the reference implementation, see tests/test_sampling.py):
+wraps and which stays the reference implementation, see tests/integration/test_sampling.py):
 - the prompt (vision tower included) is prefilled ONCE per prompt, and its KV cache is then
   repeated G times, instead of prefilling B·G copies of each prompt and image;
 - each decode step is one text-model forward on the new tokens plus a few tensor ops for sampling
@@ -18,14 +18,12 @@ exactly as `Qwen2VLForConditionalGeneration._prepare_position_ids_for_generation
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from mr1cli.core.registry import Registry
-from mr1cli.models.batching import Decoding, cut_after_eos, eos_token_ids, forbidden_token_ids, generate
+from mr1cli.models.batching import Decoding, cut_after_eos, eos_token_ids, forbidden_token_ids
 from mr1cli.models.lora import base_model
 from mr1cli.models.shared_prompt import PROMPT_KEYS
 
@@ -132,23 +130,3 @@ def sample_completions(
     if not return_log_probs:
         return completions
     return completions, torch.stack(picked, dim=1)  # [N, steps]
-
-
-RolloutSampler = Callable[[Any, Any, dict[str, Tensor], Decoding], list[list[int]]]
-SAMPLERS: Registry[RolloutSampler] = Registry("rollout sampler")
-
-
-@SAMPLERS.register("mr1")
-def _mr1_sampler(
-    model: Any, processor: Any, prompt_batch: dict[str, Tensor], decoding: Decoding
-) -> list[list[int]]:
-    """This module's cached loop: prompt prefilled once per group, stops when every sequence is done."""
-    return sample_completions(model, processor, prompt_batch, decoding)
-
-
-@SAMPLERS.register("transformers")
-def _transformers_sampler(
-    model: Any, processor: Any, prompt_batch: dict[str, Tensor], decoding: Decoding
-) -> list[list[int]]:
-    """`model.generate(num_return_sequences=G)`: the reference implementation."""
-    return generate(model, processor, prompt_batch, decoding)

@@ -64,7 +64,9 @@ def _shown(key: str, value: float) -> str:
 
 
 def clock(seconds: float) -> str:
-    """>>> clock(3725.2)
+    """Seconds as h:mm:ss.
+
+    >>> clock(3725.2)
     '1:02:05'
     """
     seconds = round(max(seconds, 0.0))

@@ -24,7 +24,7 @@ from typing import Any
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict
 from mr1cli.core.errors import ConfigError, Mr1Error
-from mr1cli.data.files import atomic_write_text
+from mr1cli.files import atomic_write_text
 
 RUNS_ROOT = Path("results") / "runs"
 

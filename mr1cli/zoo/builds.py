@@ -1,5 +1,8 @@
 """Model names the profiles use: `tiny` (freshly built) and `tiny-base` (tiny, warmed up).
 
+Resolving a name that is already built imports no torch (`mr1 status` resolves the base model);
+the builders import it when they build.
+
 Anything else is passed through as a hub id or a local folder. Training never resolves names
 itself: its callers (the CLI, `reproduce`, the bench) pass it the folder this module returns. Both
 tiny models are built once into the per-user cache (MR1_CACHE, default ~/.cache/mr1, see
@@ -13,42 +16,52 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mr1cli.config import UNSCORED_TRAIN_KEYS, RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.registry import Registry
-from mr1cli.core.task import TASKS, get_task
 from mr1cli.data.cache import build_lock, default_cache_dir
 from mr1cli.data.for_config import load_examples
 from mr1cli.data.sources import load_split
-from mr1cli.training import run_training
+from mr1cli.tasks import TASKS, get_task
 from mr1cli.training.run_dir import RunDir
-from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
-from mr1cli.zoo.tiny import build_tiny_model
 
 logger = logging.getLogger(__name__)
 
 TINY_VERSION = "2"
 
 
-# Model names that stand for a model this module builds into the cache on first use.
-NAMED_MODELS: Registry[Callable[[RunConfig | None], Path]] = Registry("built-in model")
+@dataclass(frozen=True)
+class NamedModel:
+    """A model this module builds into the cache on first use: `build` builds it once and returns its
+    folder; `folder` says where it is or will be without building (None: known only once built)."""
+
+    build: Callable[[RunConfig | None], Path]
+    folder: Callable[[RunConfig | None], Path | None] = lambda cfg: None
 
 
-# Where each named model is kept, found without building it or waiting for a build.
-FOLDERS: dict[str, Callable[[RunConfig | None], Path]] = {}
+NAMED_MODELS: Registry[NamedModel] = Registry("built-in model")
 
 
-def resolve_model(name: str, cfg: RunConfig | None = None, *, build: bool = True) -> str:
+def resolve_model(name: str, cfg: RunConfig | None = None) -> str:
     """The checkpoint folder a model name stands for (built on first use); other names pass through.
-    With `build=False` only where it is or will be (read-only commands such as `mr1 status` never
-    build and never wait on another process's build lock)."""
+    Read-only commands (`mr1 status`, a dry run) use `model_folder`, which never builds or waits on
+    another process's build lock."""
     if name in NAMED_MODELS:
-        if not build and name in FOLDERS:
-            return str(FOLDERS[name](cfg).resolve())
-        return str(NAMED_MODELS.get(name)(cfg))
+        return str(NAMED_MODELS.get(name).build(cfg))
     return name
+
+
+def model_folder(name: str, cfg: RunConfig | None = None) -> tuple[str | None, bool]:
+    """Where a model name's checkpoint is or will be, and whether it is there, building nothing
+    (a dry run, `mr1 status`): other names pass through as present; None where it is known only once
+    built."""
+    if name not in NAMED_MODELS:
+        return name, True
+    folder = NAMED_MODELS.get(name).folder(cfg)
+    return (str(folder), (folder / "config.json").is_file()) if folder is not None else (None, False)
 
 
 def tiny_tasks() -> list[str]:
@@ -80,6 +93,8 @@ def tiny_model_dir(image_size: int = 112) -> Path:
 
 
 def ensure_tiny_model(image_size: int = 112) -> Path:
+    from mr1cli.zoo.tiny import build_tiny_model  # torch: only when a model is built
+
     path = tiny_model_dir(image_size)
     if (path / "config.json").is_file():
         return path
@@ -121,6 +136,8 @@ def tiny_base_dir() -> Path:
 
 def ensure_tiny_base() -> Path:
     """Warm the tiny model up on both tasks' warm-up splits (one SFT run), once; return final/."""
+    from mr1cli.training.train import run_training  # torch: only when the base is built
+
     run_dir = tiny_base_dir()
     if RunDir(run_dir).is_done():
         return run_dir / "final"
@@ -146,11 +163,19 @@ def ensure_tiny_base() -> Path:
         )
 
 
-NAMED_MODELS.add("tiny", lambda cfg: ensure_tiny_model(_image_size(cfg)))
-NAMED_MODELS.add("tiny-base", lambda cfg: ensure_tiny_base())
-FOLDERS.update(
-    {"tiny": lambda cfg: tiny_model_dir(_image_size(cfg)), "tiny-base": lambda cfg: tiny_base_dir() / "final"}
+NAMED_MODELS.add(
+    "tiny",
+    NamedModel(lambda cfg: ensure_tiny_model(_image_size(cfg)), lambda cfg: tiny_model_dir(_image_size(cfg))),
 )
 NAMED_MODELS.add(
-    "paper-shaped", lambda cfg: ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
+    "tiny-base", NamedModel(lambda cfg: ensure_tiny_base(), lambda cfg: tiny_base_dir() / "final")
 )
+
+
+def _paper_shaped(cfg: RunConfig | None) -> Path:
+    from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
+
+    return ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
+
+
+NAMED_MODELS.add("paper-shaped", NamedModel(_paper_shaped))

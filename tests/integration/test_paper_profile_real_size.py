@@ -24,12 +24,12 @@ from PIL import Image
 from transformers import AutoProcessor
 
 from mr1cli.config_loading import load_config
-from mr1cli.core.task import get_task
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
 from mr1cli.models.batching import chat_prompt, encode_prompts
 from mr1cli.models.loading import load_for_config, set_pixel_budget
 from mr1cli.models.lora import is_adapter_folder
+from mr1cli.tasks import get_task
 from mr1cli.training import run_training
 from mr1cli.zoo.paper_shaped import save_random_model, shrunk_paper_shaped_config
 

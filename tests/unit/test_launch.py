@@ -14,7 +14,8 @@ from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.experiments import reproduce
 from mr1cli.experiments.launch import accelerate_cmd, base, devices, slurm
-from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
+from mr1cli.experiments.launch.base import LaunchOptions
+from mr1cli.experiments.launch.plugins import LAUNCHERS
 from mr1cli.experiments.units import Unit
 
 

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from mr1cli.core.registry import Registry
-from mr1cli.data.files import atomic_write_text
 from mr1cli.experiments.units import Unit
+from mr1cli.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Launcher(Protocol):
         ...
 
 
-LAUNCHERS: Registry[type] = Registry("launcher", plugins="mr1cli.experiments.launch.plugins")
+LAUNCHERS: Registry[type] = Registry("launcher")  # filled by local.py and slurm.py: import it from plugins.py
 
 
 def record_path(unit: Unit) -> Path:

@@ -1,6 +1,6 @@
 """GRPO / GRPO-D recipe: rollout → reward → group advantage → clipped update with β(s)·KL.
 
-GRPO and GRPO-D differ only by the KL schedule (config `rl.kl_schedule`, or the method's).
+GRPO and GRPO-D differ only by the KL schedule (config `rl.kl.name`, or the method's).
 One optimizer step s:
   1. for each prompt, sample G completions from π_θ (temperature, top-p; `rl.sampler`: by default a
      KV-cached loop that prefills each prompt once for its G completions, models/sampling.py);
@@ -30,8 +30,6 @@ from mr1cli.config import RunConfig
 from mr1cli.core.errors import ConfigError, TrainingHalted
 from mr1cli.core.grpo_loss import group_advantages, grpo_loss, sampled_token_entropy
 from mr1cli.core.kl_schedules import schedule_from_settings
-from mr1cli.core.rewards import score_completion
-from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import (
     Decoding,
@@ -42,7 +40,9 @@ from mr1cli.models.batching import (
 )
 from mr1cli.models.loading import load_for_config
 from mr1cli.models.lora import reference_off
-from mr1cli.models.sampling import SAMPLERS
+from mr1cli.models.samplers import SAMPLERS
+from mr1cli.tasks import get_task
+from mr1cli.tasks.rewards import score_completion
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
 
 
@@ -187,7 +187,7 @@ class GRPORecipe:
                 "loss/policy": 0.0,
                 "kl/mean": 0.0,
                 "train/clip_fraction": 0.0,
-                **_timing_metrics(timings, metrics, step),
+                **_timing_metrics(timings, metrics),
             }
         started = time.perf_counter()
         update = {}
@@ -195,7 +195,7 @@ class GRPORecipe:
             update = self._update(rollouts, beta, step)
         self.scheduler.step()
         timings["update"] = time.perf_counter() - started
-        return metrics | update | {"train/skipped": 0.0, **_timing_metrics(timings, metrics, step)}
+        return metrics | update | {"train/skipped": 0.0, **_timing_metrics(timings, metrics)}
 
     def _update(self, rollouts: list[Rollout], beta: float, step: int) -> dict[str, float]:
         rl = self.cfg.rl
@@ -289,7 +289,7 @@ class GRPORecipe:
         return metrics
 
 
-def _timing_metrics(timings: dict[str, float], metrics: dict[str, float], step: int) -> dict[str, float]:
+def _timing_metrics(timings: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:
     return {
         "perf/generation_s": timings["generation"],
         "perf/reference_s": timings["reference"],

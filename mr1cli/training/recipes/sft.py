@@ -16,10 +16,10 @@ import torch
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import TrainingHalted
-from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import IGNORE_INDEX, chat_prompt, sft_batch
 from mr1cli.models.loading import load_for_config
+from mr1cli.tasks import get_task
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
 
 

@@ -1,6 +1,5 @@
-"""Shared pieces of the results figures: what a figure draws from (`Inputs`), the figure registry
-(`FIGURES`, name → draw function, filled by `mr1cli.experiments.paper_figures` and `learning_curves`),
-styles and axes helpers.
+"""Shared pieces of the results figures: what a figure draws from (`Inputs`) and what draws one
+(`Draw`; each report in reporting/reports/ names its figures), styles and axes helpers.
 
 Drawing uses matplotlib's object API on the Agg canvas, so nothing touches pyplot's global state.
 """
@@ -17,8 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mr1cli.core.registry import Registry
-from mr1cli.experiments.records import read_jsonl, setting_label, setting_value
+from mr1cli.reporting.records import read_jsonl, setting_label, setting_value
 
 LABELS = {"base": "base", "sft": "SFT", "grpo": "GRPO", "grpo-d": "GRPO-D"}
 COLORS = {"base": "#8c8c8c", "sft": "#1f77b4", "grpo": "#ff7f0e", "grpo-d": "#2ca02c"}
@@ -37,11 +35,16 @@ PAPER_STYLE = {
 @dataclass(frozen=True)
 class Inputs:
     """What an experiment's figures draw from: its results table (ours beside the paper's numbers),
-    its training curves (one row per logged step of each run) and the label of our results."""
+    its training curves (one row per logged step of each run), the label of our results and its
+    records (one per model, test task and seed)."""
 
     table: pd.DataFrame | None
     curves: pd.DataFrame | None
     ours: str
+    records: pd.DataFrame | None = None
+
+
+Draw = Callable[[Inputs], "Figure | None"]  # None: the figure's inputs are missing, nothing drawn
 
 
 def load_curves(results_dir: Path, experiment: str) -> pd.DataFrame | None:
@@ -124,13 +127,3 @@ def seed_mean(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean, min and max over seeds of `metric` at each logged step."""
     rows = curves.dropna(subset=[metric])
     return rows.groupby("step")[metric].agg(["mean", "min", "max"]).reset_index()
-
-
-# ---------------------------------------------------------------- the figures
-
-
-Draw = Callable[[Inputs], "Figure | None"]
-# figure name → draw function; an experiment spec lists the names it draws (`figures:`).
-FIGURES: Registry[Draw] = Registry(
-    "figure", plugins=("mr1cli.experiments.paper_figures", "mr1cli.experiments.learning_curves")
-)

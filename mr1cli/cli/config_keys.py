@@ -17,7 +17,9 @@ from mr1cli.config_loading import load_config, parse_override, profile_layers
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """>>> _flatten({"rl": {"beta": 0.02}, "reward": {"weights": {"format": 0}}})
+    """Nested sections as dotted keys.
+
+    >>> _flatten({"rl": {"beta": 0.02}, "reward": {"weights": {"format": 0}}})
     {'rl.beta': 0.02, 'reward.weights.format': 0}
     """
     flat: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """Results tables: one row per configuration (accuracy over seeds × test examples ± its 95 % bootstrap
 half-width) beside the paper's numbers, with the relative changes the paper reports and, for each
-comparison, our paired difference in points with its interval and verdict. A spec names its table
-kind (`table: same-task`), a function registered in `TABLES` that gives the paper's numbers for each row.
+comparison, our paired difference in points with its interval and verdict. The experiment's report
+(`Report.paper_columns`) gives the paper's numbers for each row.
 """
 
 from __future__ import annotations
@@ -13,51 +13,36 @@ from typing import Any
 
 import pandas as pd
 
-from mr1cli.core.registry import Registry
-from mr1cli.core.task import TASKS
-from mr1cli.data.files import atomic_write_text
-from mr1cli.experiments.records import (
+from mr1cli.files import atomic_write_text
+from mr1cli.reporting.records import (
     PAPER_NUMBERS,
     aggregate,
     configuration_key,
     configurations,
     load_paper_numbers,
     load_records,
-    method_order,
     normalize_records,
     paired_matrices,
 )
-from mr1cli.experiments.statistics import PairedDifference, paired_difference, relative_change, verdict
+from mr1cli.reporting.report import Paper, Report, Row
+from mr1cli.reporting.statistics import PairedDifference, paired_difference, relative_change, verdict
 
-PAPER_MODEL = "qwen2-vl-2b"  # the paper's main model; the only one in Exp1 and Exp2
-
-
-# ---------------------------------------------------------------- per-experiment tables
-
-Row = pd.Series
-Paper = dict[str, Any]
-
-
-def _number(tree: Any, *keys: Any) -> float:
-    """A number deep in the paper's YAML, NaN where the paper gives none."""
-    for key in keys:
-        tree = tree.get(key) if isinstance(tree, dict) else None
-    return float(tree) if isinstance(tree, (int, float)) else math.nan
+# ---------------------------------------------------------------- the table
 
 
 def _find(table: pd.DataFrame, row: Row, **conditions: Any) -> int | None:
-    """Index of the first row of the same grid and test task as `row` matching every condition."""
+    """Index of the first row of the same grid and test task as `row` matching every condition, and
+    trained on the same task unless one side is the base model; None when there is none, or when the
+    base model's row would be compared with models trained on different tasks (which one?)."""
     conditions = {"grid": row["grid"], "eval_task": row["eval_task"], **conditions}
+    if row["method"] != "base" and conditions.get("method") != "base":
+        conditions["train_task"] = row["train_task"]
     mask = pd.Series(True, index=table.index)
     for column, value in conditions.items():
         mask &= table[column] == value
+    if row["method"] == "base" and table.loc[mask, "train_task"].nunique() > 1:
+        return None
     return int(table.index[mask][0]) if mask.any() else None
-
-
-def _direction(row: Row) -> str:
-    """Cross-task key "<train>-><test>"; the base row serves the direction that tests on its task."""
-    other = next((t for t in TASKS.names() if t != row["eval_task"]), "")
-    return f"{row['train_task'] or other}->{row['eval_task']}"
 
 
 def _zero_of_grid(table: pd.DataFrame, row: Row) -> int | None:
@@ -71,48 +56,6 @@ COMPARISONS: dict[str, tuple[str, Callable[[pd.DataFrame, Row], tuple[int | None
     "grpo_d_vs_this": ("GRPO-D vs this", lambda t, r: (_find(t, r, method="grpo-d"), r.name)),
     "vs_zero": ("vs α=0 / β=0", lambda t, r: (r.name, _zero_of_grid(t, r))),
 }
-
-
-# table kind → the paper's numbers for one table row: `paper_*` columns and, per comparison, its change
-TABLES: Registry[Callable[[Row, Paper], dict[str, float]]] = Registry("results table")
-
-
-@TABLES.register("same-task")
-def _same_task_paper(row: Row, paper: Paper) -> dict[str, float]:
-    """Exp3 — same-task accuracy (paper Table 1)"""
-    table1 = (paper.get("exp3-same-task") or {}).get(PAPER_MODEL, {}).get(row["eval_task"], {})
-    accuracy = {method: _number(table1, method) for method in method_order()}
-    return {
-        "paper_accuracy": accuracy.get(row["method"], math.nan),
-        "vs_base": relative_change(accuracy.get(row["method"], math.nan), accuracy["base"]),
-        "grpo_d_vs_this": relative_change(accuracy["grpo-d"], accuracy.get(row["method"], math.nan)),
-    }
-
-
-@TABLES.register("cross-task")
-def _cross_task_paper(row: Row, paper: Paper) -> dict[str, float]:
-    """Exp2 — cross-task: train on one task, test on the other (paper figure 7)"""
-    figure7 = (paper.get("exp2-cross-task") or {}).get(PAPER_MODEL)
-    key, method = _direction(row), row["method"]
-    return {
-        "paper_accuracy": _number(figure7, "inferred", key, method),
-        "vs_base": _number(figure7, "relative", key, f"{method}_vs_base"),
-        "grpo_d_vs_this": _number(figure7, "relative", key, f"grpo-d_vs_{method}"),
-    }
-
-
-@TABLES.register("format-reward")
-def _format_reward_paper(row: Row, paper: Paper) -> dict[str, float]:
-    """Exp1 — format weight α (paper figure 4) and constant KL weight β (figure 6), geometry, GRPO"""
-    exp1, value = (paper.get("exp1-format-reward") or {}).get(row["grid"]), row["setting_value"]
-    base = _number(paper, "exp3-same-task", PAPER_MODEL, row["eval_task"], "base")
-    accuracy = base if row["method"] == "base" else _number(exp1, "accuracy", value)
-    return {
-        "paper_accuracy": accuracy,
-        "paper_format_rate": _number(exp1, "format_rate", value),
-        "vs_base": relative_change(accuracy, base),
-        "vs_zero": _number(exp1, "relative_vs_alpha0", value),
-    }
 
 
 # table column suffix → field of the comparison's PairedDifference
@@ -129,14 +72,14 @@ def _paired(groups: dict[tuple, pd.DataFrame], new: Row, reference: Row) -> Pair
     return paired_difference(*matrices) if matrices is not None else None
 
 
-def build_table(table_kind: str, records: pd.DataFrame, paper: Paper, experiment: str = "") -> pd.DataFrame:
+def build_table(report: Report, records: pd.DataFrame, paper: Paper, experiment: str = "") -> pd.DataFrame:
     """The results table of one experiment: one row per configuration (`accuracy` over seeds × test
     examples with `accuracy_ci`, `_low`, `_high`; `heldout_accuracy`…; `n_seeds`, `format_rate`), the
     paper's numbers beside ours (`paper_accuracy`…) and, per comparison, the relative changes ours and
     the paper's (`<comparison>_ours_pct`, `<comparison>_paper_pct`) and our paired difference in points
     (`<comparison>_diff_pts`, `_diff_low`, `_diff_high`, `_mde`) with its `<comparison>_verdict`."""
     records = normalize_records(records, experiment)
-    paper_row, table, groups = TABLES.get(table_kind), aggregate(records), configurations(records)
+    paper_row, table, groups = report.paper_columns, aggregate(records), configurations(records)
     published = pd.DataFrame([paper_row(row, paper) for _, row in table.iterrows()], index=table.index)
     for column in published.columns:
         if column.startswith("paper_"):
@@ -236,11 +179,9 @@ def _markdown_rows(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def table_markdown(
-    experiment: str, table_kind: str, table: pd.DataFrame, records: pd.DataFrame, paper: Paper
-) -> str:
+def table_markdown(report: Report, table: pd.DataFrame, records: pd.DataFrame, paper: Paper) -> str:
     """The markdown page of an experiment's table: title, what was run, ours beside the paper, notes."""
-    title = (TABLES.get(table_kind).__doc__ or experiment).strip()
+    title = report.title
     profile, scoring = (
         ", ".join(sorted(set(records[c].astype(str)) - {""})) or "?" for c in ("profile", "scoring")
     )
@@ -253,18 +194,18 @@ def table_markdown(
         *([ONE_SEED_NOTE] if (table["n_seeds"] < 2).all() else []),
         *([NO_EXAMPLES_NOTE] if table["accuracy_ci"].isna().any() else []),
     ]
-    notes = [*FOOTNOTES, " ".join(str((paper.get(experiment) or {}).get("note", "")).split())]
+    notes = [*FOOTNOTES, " ".join(str((paper.get(report.paper_section) or {}).get("note", "")).split())]
     page = [f"# {title}", "", *(f"- {text}" for text in intro), "", *_markdown_rows(table)]
     return "\n".join([*page, "", "Notes:", "", *(f"- {text}" for text in notes if text), ""])
 
 
 def write_tables(
-    results_dir: Path, experiment: str, table_kind: str, paper: Paper | None = None
+    results_dir: Path, experiment: str, report: Report, paper: Paper | None = None
 ) -> list[Path]:
     """Write `results/<experiment>/table.csv` and `table.md` atomically; return their paths."""
     records, paper = load_records(results_dir, experiment), load_paper_numbers() if paper is None else paper
-    table = build_table(table_kind, records, paper, experiment)
+    table = build_table(report, records, paper, experiment)
     csv_path, md_path = (Path(results_dir) / experiment / name for name in ("table.csv", "table.md"))
     atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.4f"))
-    atomic_write_text(md_path, table_markdown(experiment, table_kind, table, records, paper))
+    atomic_write_text(md_path, table_markdown(report, table, records, paper))
     return [csv_path, md_path]

@@ -30,7 +30,8 @@ from PIL import Image
 
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.registry import did_you_mean
-from mr1cli.core.task import SyntheticGenerator, get_task
+from mr1cli.core.task import SyntheticGenerator
+from mr1cli.tasks import get_task
 
 SPLITS = ("train", "warmup", "heldout", "test")
 # heldout: fresh draws from the training distribution (unshifted), written like a test set

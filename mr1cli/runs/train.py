@@ -7,8 +7,6 @@ from pathlib import Path
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import TrainingInterrupted
-from mr1cli.training import run_training
-from mr1cli.training.loop import check_optional_packages
 from mr1cli.training.run_dir import default_run_dir, require_resumable
 from mr1cli.zoo.builds import resolve_model
 
@@ -24,6 +22,9 @@ def train_one(
     run_dir = output or default_run_dir(cfg)
     if resume:
         require_resumable(run_dir)
+    from mr1cli.training.loop import check_optional_packages  # torch, after the checks that need none
+    from mr1cli.training.train import run_training
+
     check_optional_packages(cfg)
     base_model = resolve_model(cfg.model.name_or_path, cfg)
     try:

@@ -19,8 +19,8 @@ import re
 
 from mr1cli.core.answer_format import answer_span
 from mr1cli.core.math_values import normalize_value, safe_parse, safe_verify
-from mr1cli.core.task import TASKS, THINK_ANSWER_INSTRUCTION, SyntheticGenerator, Task, check_mode
-from mr1cli.data.synthetic import geometry as problems
+from mr1cli.core.task import THINK_ANSWER_INSTRUCTION, SyntheticGenerator, Task, check_mode
+from mr1cli.tasks.geometry import problems
 
 
 def _parse_value(text: str) -> list:
@@ -118,6 +118,3 @@ class Geometry(Task):
             return span == truth.strip()
         gold, answer = _parse_value(truth), _parse_value(span)
         return bool(answer) and safe_verify(gold, answer)
-
-
-TASKS.add("geometry", Geometry())

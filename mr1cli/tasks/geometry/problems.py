@@ -24,10 +24,10 @@ import random
 
 from PIL import Image
 
-from mr1cli.data.synthetic import geometry_lengths as lengths
-from mr1cli.data.synthetic import geometry_templates as angles
-from mr1cli.data.synthetic.diagram import render_diagram
-from mr1cli.data.synthetic.geometry_templates import GeoProblem, Template, two_angles
+from mr1cli.tasks.geometry import lengths
+from mr1cli.tasks.geometry import templates as angles
+from mr1cli.tasks.geometry.diagram import render_diagram
+from mr1cli.tasks.geometry.templates import GeoProblem, Template, two_angles
 
 HELD_OUT_PERCENT = 20
 TEST_ONLY_FRACTION = 0.3

@@ -1,6 +1,7 @@
-"""Figures from saved results only (no training): each experiment's figures, named in its spec and
-drawn by the functions registered in `FIGURES`, written as PNG and SVG into
-`results/<experiment>/figures/`. A figure whose inputs are missing is skipped (logged at info).
+"""`mr1 figures`: tables, the claims summary and figures from saved results only (no training, no
+torch). Each experiment's figures are drawn by its report (the one its saved spec names), written
+as PNG and SVG into `results/<experiment>/figures/`. A figure whose inputs are missing is skipped
+(logged at info).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from mr1cli.core.errors import Mr1Error
-from mr1cli.experiments.figure_kit import FIGURES, Inputs, load_curves
-from mr1cli.experiments.records import load_paper_numbers, load_records
-from mr1cli.experiments.specs import list_experiments, load_spec
-from mr1cli.experiments.tables import build_table, write_tables
-from mr1cli.experiments.verdicts import write_summary
+from mr1cli.reporting.figure_kit import Inputs, load_curves
+from mr1cli.reporting.records import load_paper_numbers, load_records
+from mr1cli.reporting.report import Report
+from mr1cli.reporting.reports import experiments_with_results, report_of
+from mr1cli.reporting.summary import write_summary
+from mr1cli.reporting.tables import build_table, write_tables
 
 logger = logging.getLogger(__name__)
 
@@ -42,25 +44,25 @@ def _save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _inputs(results_dir: Path, experiment: str, table_kind: str) -> Inputs:
-    table, ours = None, "ours"
+def _inputs(results_dir: Path, experiment: str, report: Report) -> Inputs:
+    table, ours, records = None, "ours", None
     if (Path(results_dir) / experiment / "records.jsonl").is_file():
         records = load_records(results_dir, experiment)
-        table = build_table(table_kind, records, load_paper_numbers(), experiment)
+        table = build_table(report, records, load_paper_numbers(), experiment)
         profiles = sorted(set(records["profile"].astype(str)) - {""})
         ours = f"ours ({', '.join(profiles)} profile)" if profiles else "ours"
-    return Inputs(table, load_curves(results_dir, experiment), ours)
+    return Inputs(table, load_curves(results_dir, experiment), ours, records)
 
 
 def make_figures(results_dir: Path, experiment: str | None = None) -> list[Path]:
-    """Draw the figures each experiment's spec names (one experiment, or all) from saved results;
-    return the files. A figure that needs no results (β(s)) is drawn even without them."""
+    """Draw the figures of one experiment's report (or of every experiment with results) from saved
+    results; return the files. A figure that needs no results (β(s)) is drawn even without them."""
     written: list[Path] = []
-    for name in [experiment] if experiment else list_experiments():
-        spec = load_spec(name)
-        inputs = _inputs(results_dir, name, spec["table"])
-        for stem in spec.get("figures") or []:
-            fig = FIGURES.get(stem)(inputs)
+    for name in [experiment] if experiment else experiments_with_results(results_dir):
+        report, stems = report_of(results_dir, name)
+        inputs = _inputs(results_dir, name, report)
+        for stem in stems:
+            fig = report.figures[stem](inputs)
             if fig is None:
                 logger.info("%s: %s skipped, its inputs are missing", name, stem)
                 continue
@@ -68,14 +70,23 @@ def make_figures(results_dir: Path, experiment: str | None = None) -> list[Path]
     return written
 
 
+def write_report(results_dir: Path, experiment: str) -> list[Path]:
+    """One experiment's table (csv and markdown) and figures, from its saved results."""
+    return write_tables(results_dir, experiment, report_of(results_dir, experiment)[0]) + make_figures(
+        results_dir, experiment
+    )
+
+
 def make_all(results_dir: Path) -> list[Path]:
     """Tables, the claims summary and figures for every experiment folder present under `results_dir`
     (`mr1 figures`)."""
-    present = [name for name in list_experiments() if (Path(results_dir) / name / "records.jsonl").is_file()]
+    present = experiments_with_results(results_dir)
     if not present:
         raise Mr1Error(
             f"{results_dir}: no results to draw (no <experiment>/records.jsonl); run `mr1 reproduce` first"
         )
-    written = [path for name in present for path in write_tables(results_dir, name, load_spec(name)["table"])]
+    written = [
+        path for name in present for path in write_tables(results_dir, name, report_of(results_dir, name)[0])
+    ]
     summary = write_summary(results_dir)
     return written + ([summary] if summary else []) + make_figures(results_dir)

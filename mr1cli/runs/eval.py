@@ -7,6 +7,7 @@ import logging
 import shlex
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -15,18 +16,14 @@ from mr1cli.config_loading import config_from_dict, load_config
 from mr1cli.core.errors import CheckpointError, ConfigError, DataError, Interrupted
 from mr1cli.core.registry import did_you_mean
 from mr1cli.data.cache import default_cache_dir
-from mr1cli.data.for_config import load_examples
-from mr1cli.evaluation.evaluate import (
-    EvalResult,
-    evaluate_model,
-    read_saved_completions,
-    score_rows,
-    write_eval_outputs,
-)
 from mr1cli.evaluation.provenance import eval_provenance, file_hash, find_run_config, output_folder_name
-from mr1cli.models.loading import LoadedModel, load_for_config
-from mr1cli.training.checkpoints import MANIFEST, check_checkpoint, latest_checkpoint
 from mr1cli.zoo.builds import resolve_model
+
+if TYPE_CHECKING:
+    from mr1cli.evaluation.evaluate import EvalResult
+    from mr1cli.models.loading import LoadedModel
+# The modules that load torch are imported in the functions that use them, so that a mistake on the
+# command line is reported without loading it.
 
 console = Console(stderr=True)
 logger = logging.getLogger(__name__)
@@ -82,6 +79,8 @@ def fresh_folder(path: Path) -> Path:
 def rescore_file(path: Path, *, task: str, scoring: str, output: Path | None) -> EvalResult:
     """Re-score a saved log into `output`, by default a new ./results/eval/<stem>-rescored-<task>
     folder (never beside the input, which may be read-only; never over an earlier result)."""
+    from mr1cli.evaluation.evaluate import read_saved_completions, score_rows, write_eval_outputs
+
     rows = read_saved_completions(path, task)
     if not rows:
         raise DataError(f"{path}: no completions to score (the file holds no rows)")
@@ -107,6 +106,8 @@ def checkpoint_folder(checkpoint: str) -> str:
 
     An unfinished run is refused: its newest intermediate checkpoint must be named explicitly.
     """
+    from mr1cli.training.checkpoints import latest_checkpoint
+
     path = Path(checkpoint)
     if (path / "final").is_dir():
         return str(path / "final")
@@ -124,6 +125,11 @@ def checkpoint_folder(checkpoint: str) -> str:
 def evaluate_checkpoint(
     cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None, run_config: Path | None = None
 ) -> EvalResult:
+    from mr1cli.data.for_config import load_examples
+    from mr1cli.evaluation.evaluate import write_eval_outputs
+    from mr1cli.models.loading import load_for_config
+    from mr1cli.training.checkpoints import MANIFEST, check_checkpoint
+
     if split not in EVAL_SPLITS:
         raise ConfigError(f"unknown --split '{split}'{did_you_mean(split, EVAL_SPLITS)}")
     examples = load_examples(cfg, split)
@@ -153,6 +159,8 @@ def evaluate_checkpoint(
 def _evaluate(loaded: LoadedModel, examples: list, cfg: RunConfig, describe: str) -> EvalResult:
     """Evaluate with a progress bar; Ctrl-C stops at once and says that nothing was written."""
     from rich.progress import Progress
+
+    from mr1cli.evaluation.evaluate import evaluate_model
 
     done = 0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from mr1cli.core.answer_format import answer_span
-from mr1cli.core.task import TASKS, THINK_ANSWER_INSTRUCTION, SyntheticGenerator, Task, check_mode
-from mr1cli.data.synthetic import counting as scenes
+from mr1cli.core.task import THINK_ANSWER_INSTRUCTION, SyntheticGenerator, Task, check_mode
+from mr1cli.tasks.counting import scenes
 
 # R1-V's SuperCLEVR evaluation: the first <answer> block holding only an integer, anywhere.
 _R1V_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
@@ -74,6 +74,3 @@ class Counting(Task):
     def is_correct(self, completion: str, truth: str, mode: str) -> bool:
         answer = self.extract_answer(completion, mode)
         return answer is not None and int(answer) == int(truth)
-
-
-TASKS.add("counting", Counting())

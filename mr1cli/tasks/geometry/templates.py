@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from mr1cli.data.synthetic.diagram import Diagram, Point
+from mr1cli.tasks.geometry.diagram import Diagram, Point
 
 Measure = tuple[str, ...]  # ("angle", P, V, Q) = angle PVQ | ("length", P, Q) | ("perimeter", P, Q, R)
 Number = Fraction | int

@@ -10,8 +10,8 @@ import math
 import random
 from fractions import Fraction
 
-from mr1cli.data.synthetic.diagram import Diagram, Point
-from mr1cli.data.synthetic.geometry_templates import (
+from mr1cli.tasks.geometry.diagram import Diagram, Point
+from mr1cli.tasks.geometry.templates import (
     TRIANGLE,
     GeoProblem,
     angle,

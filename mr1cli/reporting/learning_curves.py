@@ -17,9 +17,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mr1cli.core.task import TASKS
-from mr1cli.experiments.figure_kit import COLORS, FIGURES, LABELS, Inputs, legend_below
-from mr1cli.experiments.statistics import mean_ci
+from mr1cli.reporting.figure_kit import COLORS, LABELS, Inputs, legend_below
+from mr1cli.reporting.statistics import mean_ci
+from mr1cli.tasks import TASKS
 
 PROBE = "probe/accuracy"
 REWARDS = ("reward/accuracy", "reward/mean")  # the accuracy component; the weighted total when absent
@@ -156,6 +156,3 @@ def learning_curves(inputs: Inputs) -> Figure | None:
                 ax.axhline(bases[task], color=COLORS["base"], ls="--", lw=1.2, label="base model (step 0)")
     legend_below(fig, list(grid.flat), f"mean over seeds; band: {' or '.join(bands)} over seeds")
     return fig
-
-
-FIGURES.add("learning_curves", learning_curves)

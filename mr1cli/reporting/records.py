@@ -16,12 +16,13 @@ import yaml
 from mr1cli.config import EXPERIMENTS_DIR
 from mr1cli.core.errors import Mr1Error
 from mr1cli.core.methods import METHODS
-from mr1cli.core.task import TASKS
-from mr1cli.experiments.statistics import Interval, accuracy_interval
+from mr1cli.reporting.statistics import Interval, accuracy_interval
+from mr1cli.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
 PAPER_NUMBERS = EXPERIMENTS_DIR / "paper_numbers.yaml"
+PAPER_MODEL = "qwen2-vl-2b"  # the paper's main model; the only one in Exp1 and Exp2
 SETTING_SYMBOLS = {"reward.weights.format": "α", "rl.kl.beta": "β"}
 GROUP_KEYS = ["grid", "train_task", "eval_task", "method", "setting_label"]
 # the evaluated sets of a record: data.test (shifted) and data.heldout (the training distribution)
@@ -102,6 +103,17 @@ def load_paper_numbers(path: Path | None = None) -> dict[str, Any]:
         logger.info("paper numbers not found at %s: tables and figures show ours only", path)
         return {}
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def paper_number(tree: Any, *keys: Any) -> float:
+    """A number deep in the paper's YAML, NaN where the paper gives none.
+
+    >>> paper_number({"a": {"b": 1}}, "a", "b"), paper_number({"a": {}}, "a", "b")
+    (1.0, nan)
+    """
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return float(tree) if isinstance(tree, (int, float)) else math.nan
 
 
 def correctness_bits(correct: list[bool]) -> str:
