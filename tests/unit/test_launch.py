@@ -4,12 +4,16 @@ everything of `--jobs`, `--gpus-per-run` and `--launcher slurm` that needs no GP
 from __future__ import annotations
 
 import doctest
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 
 from mr1cli.cli import launch as cli_launch
+from mr1cli.config import EXPERIMENTS_DIR
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.experiments import reproduce
@@ -48,14 +52,36 @@ def test_a_visible_device_list_is_sliced_as_named(monkeypatch):
 def test_multi_gpu_runs_start_under_accelerate_with_a_generated_config(tmp_path):
     ddp = accelerate_cmd.accelerate_config("ddp", 2)
     assert (ddp["distributed_type"], ddp["num_processes"], ddp["num_machines"]) == ("MULTI_GPU", 2, 1)
-    zero3 = accelerate_cmd.accelerate_config("zero3", 4, num_machines=2, machine_rank=1, main_ip="n1")
-    assert zero3["distributed_type"] == "DEEPSPEED" and zero3["num_processes"] == 8
-    assert (zero3["machine_rank"], zero3["main_process_ip"]) == (1, "n1")
+    fsdp = accelerate_cmd.accelerate_config("fsdp2", 4, num_machines=2, machine_rank=1, main_ip="n1")
+    assert fsdp["distributed_type"] == "FSDP" and fsdp["num_processes"] == 8
+    assert fsdp["fsdp_config"]["fsdp_version"] == 2 and fsdp["fsdp_config"]["fsdp_reshard_after_forward"]
+    assert (fsdp["machine_rank"], fsdp["main_process_ip"]) == (1, "n1")
     command = accelerate_cmd.worker_command(tmp_path / "job.json", accelerate_file=tmp_path / "acc.yaml")
     assert command[1:5] == ["-m", "accelerate.commands.launch", "--config_file", str(tmp_path / "acc.yaml")]
     assert command[-3:] == ["-m", "mr1cli.experiments.launch.worker", str(tmp_path / "job.json")]
-    with pytest.raises(ConfigError, match="did you mean 'zero3'"):
-        accelerate_cmd.accelerate_config("zero-3", 2)
+    with pytest.raises(ConfigError, match="did you mean 'fsdp2'"):
+        accelerate_cmd.accelerate_config("fsdp", 2)
+    with pytest.raises(ConfigError, match="unknown distributed mode 'zero3'"):  # no test could run it
+        accelerate_cmd.accelerate_config("zero3", 2)
+    assert sorted(p.name for p in (EXPERIMENTS_DIR / "accelerate").glob("*.yaml")) == [
+        "1gpu.yaml",
+        "8gpu.yaml",
+        "fsdp2.yaml",
+    ]
+
+
+def test_gpus_per_run_generates_the_fsdp2_config_by_default(tmp_path, monkeypatch):
+    from mr1cli.experiments.launch import worker
+
+    unit = Unit("grpo-d/counting", "tiny", tmp_path / "run", ("counting",))
+    job = worker.write_job(unit, threads=8, gpus_per_run=2, distributed=LaunchOptions().distributed)
+    started = []
+    monkeypatch.setattr(worker.os, "execv", lambda path, argv: started.append(argv))
+    worker._under_accelerate(job, json.loads(job.read_text()), unit)
+    generated = tmp_path / "run" / "launch" / f"accelerate-{unit.tag}-node0.yaml"
+    config = json.loads(generated.read_text())
+    assert (config["distributed_type"], config["num_processes"]) == ("FSDP", 2)
+    assert started[0][3:5] == ["--config_file", str(generated)]
 
 
 def test_machine_rank_comes_from_slurm():
