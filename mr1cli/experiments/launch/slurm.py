@@ -100,7 +100,7 @@ class SlurmLauncher:
         rows = []
         for unit in units:
             if not unit_done(unit):
-                params = slurm_parameters(self.options, unit)
+                params = {k: v for k, v in slurm_parameters(self.options, unit).items() if k != "job_name"}
                 kind = "train + eval" if unit.config is not None else "eval"
                 rows.append((unit.name, kind, sbatch_flags(params), str(unit.log)))
         columns = ("run", "kind", "sbatch parameters", "log")
