@@ -79,13 +79,18 @@ def as_float(value: Any) -> float:
     return float(value)
 
 
-def agree(accelerator: Any, flag: bool) -> bool:
-    """True on every process when it is True on any: a decision that ends in collectives (stop and
-    checkpoint) must be taken by all processes at the same step."""
+def agree(accelerator: Any, *flags: bool) -> tuple[bool, ...]:
+    """Each flag True on every process when it is True on any (one all-reduce): a decision that ends
+    in collectives (stop, checkpoint) must be taken by all processes at the same step.
+
+    >>> from types import SimpleNamespace
+    >>> agree(SimpleNamespace(num_processes=1), True, False)
+    (True, False)
+    """
     if accelerator.num_processes == 1:
-        return flag
-    value = torch.tensor([float(flag)], device=accelerator.device)
-    return bool(accelerator.reduce(value, "sum").item() > 0)
+        return tuple(flags)
+    values = torch.tensor([float(flag) for flag in flags], device=accelerator.device)
+    return tuple(bool(value > 0) for value in accelerator.reduce(values, "sum").tolist())
 
 
 def checkpoint_state(accelerator: Any, model: torch.nn.Module, optimizer: Any) -> tuple[Any, Any]:

@@ -184,17 +184,19 @@ def run_loop(
                         accelerator.log(metrics, step=done_steps)
                 last = metrics
                 progress.update(done_steps, metrics)
-                if agree(accelerator, bool(stop.signal_number)):  # all processes stop at the same step
+                minutes = (time.monotonic() - last_save) / 60
+                due = (train.save_every and done_steps % train.save_every == 0) or (
+                    train.save_minutes and minutes >= train.save_minutes
+                )
+                # every process stops and checkpoints at the same step (saving gathers a sharded model)
+                stopping, due = agree(accelerator, bool(stop.signal_number), bool(due))
+                if stopping:
                     checkpoint = save_checkpoint(recipe, run, done_steps)
                     raise TrainingInterrupted(
                         f"stopped after step {done_steps}/{total_steps}; checkpoint written: {checkpoint}",
                         signal_number=stop.signal_number or signal.SIGTERM,
                     )
-                minutes = (time.monotonic() - last_save) / 60
-                due = (train.save_every and done_steps % train.save_every == 0) or (
-                    train.save_minutes and minutes >= train.save_minutes
-                )
-                if agree(accelerator, bool(due)) and done_steps < total_steps:
+                if due and done_steps < total_steps:
                     save_checkpoint(recipe, run, done_steps)
                     last_save = time.monotonic()
                 accelerator.wait_for_everyone()

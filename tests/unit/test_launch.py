@@ -17,12 +17,12 @@ from mr1cli.config import EXPERIMENTS_DIR
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.experiments import reproduce
-from mr1cli.experiments.launch import accelerate_cmd, base, devices, slurm
+from mr1cli.experiments.launch import accelerate_cmd, base, devices, slurm, slurm_resources
 from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
 from mr1cli.experiments.units import Unit
 
 
-@pytest.mark.parametrize("module", [devices, accelerate_cmd, slurm])
+@pytest.mark.parametrize("module", [devices, accelerate_cmd, slurm, slurm_resources])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
 
