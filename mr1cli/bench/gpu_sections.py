@@ -156,7 +156,9 @@ def grpo_run(ctx: Context, name: str, *, gpus: int) -> list[dict[str, Any]]:
     out = ctx.work / name
     args = ["train", "--method", "grpo-d", "--task", "counting", "--output", str(out)]
     args += [f"model.name_or_path={model}", *TINY_GRPO, f"train.max_steps={ctx.grpo_steps}"]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(map(str, range(gpus)))}
+    # float32 means float32 on the GPU too: no TF32 in cuBLAS or cuDNN (PyTorch lets cuDNN convolutions,
+    # the vision patch embedding, use TF32 by default)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(map(str, range(gpus))), "NVIDIA_TF32_OVERRIDE": "0"}
     command = [sys.executable, "-m", "mr1cli", *args]
     if gpus > 1:  # FSDP2, as `mr1 reproduce --gpus-per-run 2` launches it (on CPU in the smoke)
         config = ctx.work / "fsdp2.yaml"
