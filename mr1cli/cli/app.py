@@ -205,7 +205,7 @@ def reproduce(
     ] = False,
     jobs: grid.Jobs = 1,
     gpus_per_run: grid.GpusPerRun = None,
-    distributed: grid.Distributed = "ddp",
+    distributed: grid.Distributed = "fsdp2",
     launcher: grid.Launcher = "local",
     slurm: grid.Slurm = None,
     detach: grid.Detach = False,
@@ -276,7 +276,13 @@ def plan(
         str | None, typer.Option(help="h100-80gb, a100-80gb, rtx4090… (default: detected)")
     ] = None,
     gpus: Annotated[int, typer.Option(help="GPUs the run uses (0 = the detected count, else 1)")] = 0,
-    zero: Annotated[int, typer.Option(help="DeepSpeed ZeRO stage of the launch (0 = one GPU or DDP)")] = 0,
+    zero: Annotated[
+        int,
+        typer.Option(
+            help="sharding of the launch as ZeRO stages: 3 = FSDP2 (--distributed fsdp2), 0 = one GPU or DDP; "
+            "1-2 are estimates only (mr1 ships no DeepSpeed config)"
+        ),
+    ] = 0,
     overrides: Overrides = None,
 ) -> None:
     """Estimate peak GPU memory and time per step, term by term; say whether it fits and what would."""

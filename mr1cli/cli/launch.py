@@ -16,20 +16,24 @@ Jobs = Annotated[
 GpusPerRun = Annotated[
     int | None,
     typer.Option(
-        help="GPUs per run: each worker's CUDA_VISIBLE_DEVICES slice; > 1 starts `accelerate launch` "
-        "(default: 1 where GPUs are visible, else 0)",
+        help="GPUs per training run: each worker's CUDA_VISIBLE_DEVICES slice, or each SLURM training "
+        "job's; > 1 starts `accelerate launch` (--distributed) (default: 1 where GPUs are visible, else 0; "
+        "slurm: the profile's launch.slurm.gpus)",
         show_default=False,
     ),
 ]
-Distributed = Annotated[str, typer.Option(help="multi-GPU runs: ddp or zero3 (DeepSpeed ZeRO-3)")]
+Distributed = Annotated[
+    str, typer.Option(help="multi-GPU runs: fsdp2 (weights, gradients, optimizer state sharded) or ddp")
+]
 Launcher = Annotated[
     str, typer.Option(help="local (worker processes here) or slurm (one job per run, submitit)")
 ]
 Slurm = Annotated[
     list[str] | None,
     typer.Option(
-        help="SLURM resources KEY=VALUE (over the profile's launch.slurm): cpus, mem, time, partition, "
-        "account, nodes, sbatch=qos:high,constraint:a100",
+        help="SLURM resources KEY=VALUE (over the profile's launch.slurm): gpus, cpus_per_gpu (8), "
+        "mem_per_gpu (64G), time (24:00:00, training), eval_time (4:00:00), cpus, mem, partition, account, "
+        "nodes, sbatch=qos:high,constraint:a100",
         show_default=False,
     ),
 ]

@@ -155,6 +155,31 @@ class Decoding:
     min_new_tokens: int = 0
 
 
+def in_lockstep(model: Any) -> bool:
+    """True when `model` is sharded over several processes (FSDP): each of its forwards is a
+    collective, so every process must decode as many steps as the one with the longest completion.
+
+    >>> in_lockstep(torch.nn.Linear(2, 2))
+    False
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return isinstance(model, FSDPModule) and distributed and torch.distributed.get_world_size() > 1
+
+
+def all_finished(finished: Tensor, lockstep: bool) -> bool:
+    """Every sequence has ended: here, or with `lockstep` on every process (one all-reduce).
+
+    >>> all_finished(torch.tensor([True, False]), lockstep=False)
+    False
+    """
+    done = finished.all().to(torch.int32)  # []
+    if lockstep:
+        torch.distributed.all_reduce(done, op=torch.distributed.ReduceOp.MIN)
+    return bool(done)
+
+
 @torch.no_grad()
 def generate(
     model: Any, processor: Any, prompt_batch: dict[str, Tensor], decoding: Decoding
@@ -189,6 +214,9 @@ def generate(
             suppress_tokens=forbidden_token_ids(processor),
             repetition_penalty=1.0,
             use_cache=True,
+            synced_gpus=in_lockstep(
+                model
+            ),  # transformers' own lockstep: it stops when all processes are done
             **sampling,
         )  # [B·G, P + new]
     finally:

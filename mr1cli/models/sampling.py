@@ -9,7 +9,8 @@ wraps and which stays the reference implementation, see tests/integration/test_s
   until `min_new_tokens`), without generate's per-step input preparation and processor objects, and
   the token is drawn by inverse CDF (one random number per sequence, where `torch.multinomial` draws
   one per vocabulary entry);
-- it stops as soon as every sequence has produced an end-of-sequence token.
+- it stops as soon as every sequence has produced an end-of-sequence token — on every process when
+  the model is sharded (FSDP), where each forward is a collective (`batching.in_lockstep`).
 
 Positions follow Qwen2-VL's M-RoPE: the prefill computes 3-D positions and `rope_deltas` from the
 image grid; every generated (text) token then sits at text position + rope_delta on all three axes,
@@ -23,7 +24,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mr1cli.models.batching import Decoding, cut_after_eos, eos_token_ids, forbidden_token_ids
+from mr1cli.models.batching import (
+    Decoding,
+    all_finished,
+    cut_after_eos,
+    eos_token_ids,
+    forbidden_token_ids,
+    in_lockstep,
+)
 from mr1cli.models.lora import base_model
 from mr1cli.models.shared_prompt import PROMPT_KEYS
 
@@ -85,6 +93,7 @@ def sample_completions(
     temperature, top_p, top_k = decoding.temperature, decoding.top_p, decoding.top_k
     max_new_tokens, min_new_tokens = decoding.max_new_tokens, decoding.min_new_tokens
     was_training = model.training
+    lockstep = in_lockstep(model)
     model.eval()
     try:
         inputs = {key: value.to(device) for key, value in prompt_batch.items() if key in PROMPT_KEYS}
@@ -110,7 +119,7 @@ def sample_completions(
             next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)  # [N]
             tokens.append(next_token)
             finished |= torch.isin(next_token, eos)
-            if step == max_new_tokens - 1 or bool(finished.all()):
+            if step == max_new_tokens - 1 or all_finished(finished, lockstep):
                 break
             attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], dim=1)
             text_position = attention_mask.sum(dim=1, keepdim=True) - 1  # [N, 1] index of the new token

@@ -40,9 +40,9 @@ KNOBS.add(
     Knob("train.micro_batch=1", False, lambda w: w.with_(micro_batch=1) if w.micro_batch > 1 else None),
 )
 KNOBS.add(
-    "ZeRO-3",
+    "FSDP2 (ZeRO-3 sharding)",
     Knob(
-        "accelerate launch --config_file experiments/accelerate/zero3.yaml",
+        "mr1 reproduce --gpus-per-run K (experiments/accelerate/fsdp2.yaml)",
         False,
         lambda w: w.with_(zero=3) if w.gpus > 1 and w.zero < 3 else None,
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from mr1cli.core.methods import METHODS
 from mr1cli.data.example import Example
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
+from mr1cli.training.distributed import launched_rank, make_accelerator
 from mr1cli.training.loop import (
     Evaluation,
     LoopHooks,
@@ -30,9 +32,7 @@ logger = logging.getLogger(__name__)
 
 
 def _accelerator(cfg: RunConfig, run: RunDir) -> Any:
-    from accelerate import Accelerator
-
-    return Accelerator(**accelerator_kwargs(cfg, run))
+    return make_accelerator(**accelerator_kwargs(cfg, run))
 
 
 def run_training(
@@ -51,17 +51,20 @@ def run_training(
     """
     check_optional_packages(cfg)
     run = RunDir(output_dir or default_run_dir(cfg))
-    created = not run.path.exists()
+    writer = launched_rank() == 0  # of several processes, only the first holds the lock and writes
+    created = writer and not run.path.exists()
     base_path = base_model or cfg.model.name_or_path
     try:
-        with run:
-            run.bind_config(cfg, resume=resume)
+        with run if writer else nullcontext(run):
+            if writer:
+                run.bind_config(cfg, resume=resume)
             try:
                 return _train(
                     cfg, run, resume, train_examples, base_path, describe or f"{cfg.method} {cfg.task}"
                 )
             except BaseException:
-                run.discard_stub()
+                if writer:
+                    run.discard_stub()
                 raise
     finally:
         if created and run.path.is_dir() and not any(run.path.iterdir()):
@@ -89,8 +92,9 @@ def _train(
     start = 0
     if checkpoint is not None:
         start = restore_trainer_state(recipe, checkpoint)
-        run.truncate_metrics(start)
-    else:
+        if accelerator.is_main_process:
+            run.truncate_metrics(start)
+    elif accelerator.is_main_process:
         run.clear_metrics()
     if accelerator.is_main_process and start < steps:
         logger.info("%s: steps %d→%d into %s; %s", describe, start, steps, run.path, _checkpoint_plan(cfg))

@@ -56,6 +56,9 @@ def test_zero3_shards_weights_gradients_and_optimiser():
     assert t3["gradients"] == pytest.approx(t0["gradients"] / 8)
     assert t3["optimiser state"] == pytest.approx(2_208_985_600 * 12 / 8 / GIB)  # fp32 master + 2 moments
     assert plan3.peak_bytes < plan0.peak_bytes
+    # FSDP2 shards π_ref like the policy (tests/integration/test_sharded.py); DDP keeps a full copy each
+    assert t3["reference model"] == pytest.approx(t3["policy weights"])
+    assert t0["reference model"] == pytest.approx(t0["policy weights"])
 
 
 def test_one_24gb_gpu_does_not_fit_and_lora_makes_it_fit():

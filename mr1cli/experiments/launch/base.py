@@ -23,7 +23,7 @@ class LaunchOptions:
 
     jobs: int = 1
     gpus_per_run: int | None = None  # None: 1 where GPUs are visible, else 0
-    distributed: str = "ddp"
+    distributed: str = "fsdp2"  # experiments/accelerate/<this>.yaml, see launch/accelerate_cmd.py
     detach: bool = False
     slurm: dict[str, str] = field(default_factory=dict)
 

@@ -43,6 +43,7 @@ from mr1cli.models.lora import reference_off
 from mr1cli.models.samplers import SAMPLERS
 from mr1cli.tasks import get_task
 from mr1cli.tasks.rewards import score_completion
+from mr1cli.training.distributed import as_float, prepare_frozen
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
 
 
@@ -84,7 +85,7 @@ class GRPORecipe:
         if self.schedule.can_be_positive(total_steps) and not self.reference_is_policy:
             reference = self._load(reference_path, for_reference=True).model
             reference.requires_grad_(False)
-            self.reference = reference.eval()
+            self.reference = prepare_frozen(accelerator, reference.eval())
         optimizer = build_optimizer(policy.model, cfg.train)
         self.scheduler = build_lr_scheduler(optimizer, cfg.train, total_steps)
         self.model, self.optimizer = accelerator.prepare(policy.model, optimizer)
@@ -267,7 +268,7 @@ class GRPORecipe:
         if not params:
             return 0.0
         max_norm = self.cfg.train.max_grad_norm if self.cfg.train.max_grad_norm > 0 else float("inf")
-        return float(self.accelerator.clip_grad_norm_(params, max_norm))
+        return as_float(self.accelerator.clip_grad_norm_(params, max_norm))
 
     def _gather(self, values: torch.Tensor) -> torch.Tensor:
         return self.accelerator.gather(values.to(self.accelerator.device)).cpu()

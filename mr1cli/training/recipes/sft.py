@@ -20,6 +20,7 @@ from mr1cli.data.example import Example
 from mr1cli.models.batching import IGNORE_INDEX, chat_prompt, sft_batch
 from mr1cli.models.loading import load_for_config
 from mr1cli.tasks import get_task
+from mr1cli.training.distributed import as_float
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
 
 
@@ -115,6 +116,6 @@ class SFTRecipe:
         max_norm = self.cfg.train.max_grad_norm
         params = [p for p in self.model.parameters() if p.grad is not None]
         if max_norm > 0:
-            return float(self.accelerator.clip_grad_norm_(params, max_norm))
+            return as_float(self.accelerator.clip_grad_norm_(params, max_norm))
         norms = [p.grad.detach().norm() for p in params]
         return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
