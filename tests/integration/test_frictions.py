@@ -17,7 +17,7 @@ import pytest
 import typer
 
 from mr1cli.cli import app, main
-from mr1cli.data.synthetic.splits import write_split
+from mr1cli.data.synthetic import write_split
 from mr1cli.training import progress as progress_module
 from mr1cli.training.progress import TrainingProgress, metrics_text
 
@@ -146,7 +146,7 @@ with build_lock(sys.argv[1]):
 
 
 def test_status_never_waits_on_a_build_and_fits_80_columns(cache, capsys, monkeypatch):
-    from mr1cli.experiments.status import status_rows
+    from mr1cli.experiments.launch.status import status_rows
     from mr1cli.zoo import builds
 
     holder = subprocess.Popen(
