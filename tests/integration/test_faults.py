@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fixtures_data import COUNT_QUESTION, write_png
+from support import sigint_as_at_a_terminal
 
 from mr1cli.cli import main
 from mr1cli.config_loading import load_config
@@ -62,7 +63,14 @@ def test_ctrl_c_during_eval_exits_130_and_writes_nothing(tiny_model_dir, tmp_pat
     argv = [sys.executable, "-m", "mr1cli", "eval", "--checkpoint", str(tiny_model_dir), "--task", "counting"]
     argv += ["--output", str(out), "data.test=synthetic:counting-test-300", "eval.batch_size=4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_at_a_terminal,
+    )
     seen = []
     while not any("evaluating" in line for line in seen):  # the line before the first batch
         line = process.stderr.readline()

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import sigint_as_at_a_terminal
 
 from mr1cli.cli import main
 from mr1cli.data.cache import build_lock, default_cache_dir
@@ -201,7 +202,14 @@ def interrupted(tiny_model_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("ctrl-c") / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MR1_PROGRESS_SECONDS": "1"}
     argv = [sys.executable, "-m", "mr1cli", *TRAIN, "--output", str(run), *small(tiny_model_dir, 400)]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_at_a_terminal,
+    )
     first = process.stdout.readline()  # blocks until the first plain progress line
     process.send_signal(signal.SIGINT)
     rest, err = process.communicate(timeout=120)
