@@ -31,6 +31,7 @@ from mr1cli.training.checkpoints import (
     verify_checkpoint,
     write_checkpoint,
 )
+from mr1cli.training.engines import check_engine_packages
 from mr1cli.training.progress import TrainingProgress, metrics_text
 from mr1cli.training.run_dir import RunDir
 from mr1cli.training.steps import shard, step_indices
@@ -224,6 +225,7 @@ def check_optional_packages(cfg: RunConfig) -> None:
     if cfg.model.lora.enabled and importlib.util.find_spec("peft") is None:
         raise ConfigError("model.lora.enabled=true needs the peft package: pip install -e '.[lora]'")
     check_trackers(cfg.train.report_to)
+    check_engine_packages(cfg)
 
 
 def finish_run(

@@ -12,6 +12,7 @@ from mr1cli.core.methods import METHODS
 from mr1cli.data.example import Example
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
+from mr1cli.training.engines import trainer_for
 from mr1cli.training.loop import (
     Evaluation,
     LoopHooks,
@@ -57,7 +58,8 @@ def run_training(
         with run:
             run.bind_config(cfg, resume=resume)
             try:
-                return _train(
+                train = trainer_for(cfg.train.engine)
+                return train(
                     cfg, run, resume, train_examples, base_path, describe or f"{cfg.method} {cfg.task}"
                 )
             except BaseException:
@@ -68,7 +70,7 @@ def run_training(
             run.path.rmdir()
 
 
-def _train(
+def train_with_mr1(
     cfg: RunConfig,
     run: RunDir,
     resume: bool,
@@ -76,6 +78,7 @@ def _train(
     base_path: str,
     describe: str,
 ) -> Path:
+    """mr1's engine (train.engine=mr1): the recipe of the method in mr1's loop."""
     if run.is_done():
         logger.info("%s already finished; reusing it", run.path)
         return run.final
@@ -94,7 +97,7 @@ def _train(
         run.clear_metrics()
     if accelerator.is_main_process and start < steps:
         logger.info("%s: steps %d→%d into %s; %s", describe, start, steps, run.path, _checkpoint_plan(cfg))
-    hooks = LoopHooks(evaluations=_evaluations(cfg, recipe))
+    hooks = LoopHooks(evaluations=evaluations_for(cfg, recipe))
     last = (
         run_loop(
             recipe,
@@ -136,7 +139,7 @@ def _build_recipe(
     )
 
 
-def _evaluations(cfg: RunConfig, recipe: Any) -> tuple[Evaluation, ...]:
+def evaluations_for(cfg: RunConfig, recipe: Any) -> tuple[Evaluation, ...]:
     """Test accuracy every train.eval_every steps (figure 1), and the held-out probe every
     train.probe_every steps (default: the same steps) plus step 0 (the base) and the last step
     (learning curves)."""
