@@ -163,6 +163,7 @@ def evaluate(
     "    mr1 reproduce all                       # the embedded tiny profile, CPU, offline\n\n"
     "    mr1 reproduce exp1-format-reward --seeds 3\n\n"
     "    mr1 reproduce exp3-same-task --profile paper --jobs 4 --gpus-per-run 2\n\n"
+    "    mr1 reproduce exp3-same-task --profile paper --engine trl --gpus-per-run 8   # TRL's GRPOTrainer\n\n"
     "    mr1 reproduce all --profile paper --launcher slurm --slurm partition=gpu --slurm time=4:00:00"
 )
 def reproduce(
@@ -183,6 +184,7 @@ def reproduce(
     launcher: grid.Launcher = "local",
     slurm: grid.Slurm = None,
     detach: grid.Detach = False,
+    engine: grid.Engine = "",
 ) -> None:
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
     from mr1cli.experiments.reproduce import reproduce as run_reproduce
@@ -192,7 +194,13 @@ def reproduce(
     log_to_console(console)
     options = grid.launch_options(jobs, gpus_per_run, distributed, detach, slurm)
     run_reproduce(
-        experiment, profile=profile, seeds=seeds or 0, dry_run=dry_run, launcher=launcher, options=options
+        experiment,
+        profile=profile,
+        seeds=seeds or 0,
+        dry_run=dry_run,
+        launcher=launcher,
+        options=options,
+        engine=engine,
     )
 
 
