@@ -119,6 +119,17 @@ def test_zero_advantage_steps_skip_the_optimizer(tiny_model_dir, tmp_path, modul
     assert (len(trainer.optimizer.state) == 0) is skip
 
 
+def test_gpu_check_section_cpu_smoke(tiny_model_dir, tmp_path, module_cache):
+    from mr1cli.bench.trl_gpu_check import trl_engine_section
+
+    report = trl_engine_section(tmp_path / "gpu", cpu_smoke=True, model=str(tiny_model_dir))
+    hf = report["cases"]["hf"]
+    assert hf["steps"] == 2 and hf["tokens_per_step"] == 8 * 8 * 8  # prompts × G × fixed length
+    assert hf["step_seconds"] > 0 and hf["gen_tokens_per_s"] > 0 and hf["peak_gib"] > 0
+    assert "vLLM needs a CUDA GPU" in report["cases"]["vllm"]["skipped"]
+    assert "| hf |" in (tmp_path / "gpu" / "trl-engine-cpu-smoke.md").read_text()
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path, module_cache):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
