@@ -130,33 +130,67 @@ def test_gpu_check_section_cpu_smoke(tiny_model_dir, tmp_path, module_cache):
     assert "| hf |" in (tmp_path / "gpu" / "trl-engine-cpu-smoke.md").read_text()
 
 
-@pytest.mark.slow
-def test_sigkill_then_resume_equals_uninterrupted(tiny_model_dir, tmp_path, module_cache):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+@pytest.fixture(scope="module")
+def warm_model(tiny_model_dir, tmp_path_factory, module_cache):
+    """The tiny model after the two-answer toy's SFT warm-up: it answers "1" or "2", so on counting data
+    some completions earn the accuracy reward and others do not, and every step moves the weights."""
+    from support import warm_up_on_both_answers
+
+    return warm_up_on_both_answers(tiny_model_dir, tmp_path_factory.mktemp("warm-up"))
+
+
+def _command(model: Path, out: Path, *extra: str) -> list[str]:
     steps = ["train.max_steps=6", "train.save_every=1", "rl.skip_zero_advantage_steps=false"]
+    return [sys.executable, "-m", "mr1cli", *train_argv(model, out, *steps), *extra]
 
-    def command(out: Path, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "mr1cli", *train_argv(tiny_model_dir, out, *steps), *extra]
 
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted(warm_model, tmp_path):
     reference = tmp_path / "reference"
-    subprocess.run(command(reference), env=env, check=True, capture_output=True)
+    subprocess.run(_command(warm_model, reference), env=ENV, check=True, capture_output=True)
     killed = tmp_path / "killed"
-    process = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _command(warm_model, killed), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 600
     while not (killed / "checkpoints" / "checkpoint-3" / "manifest.json").is_file():
         assert process.poll() is None and time.monotonic() < deadline, "no sealed checkpoint at step 3"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    finished = subprocess.run(command(killed, "--resume"), env=env, capture_output=True, text=True)
-    assert finished.returncode == 0, finished.stderr
-    a, b = (
-        load_file(str(reference / "final" / "model.safetensors")),
-        load_file(str(killed / "final" / "model.safetensors")),
+    finished = subprocess.run(
+        _command(warm_model, killed, "--resume"), env=ENV, capture_output=True, text=True
     )
+    assert finished.returncode == 0, finished.stderr
+    base = load_file(str(Path(warm_model) / "model.safetensors"))
+    a = load_file(str(reference / "final" / "model.safetensors"))
+    b = load_file(str(killed / "final" / "model.safetensors"))
+    assert any(not torch.equal(a[k], base[k]) for k in a)  # the run learned something
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise
 
     def rows(run: Path) -> list[dict]:
         return [{k: v for k, v in r.items() if not k.startswith("perf/")} for r in RunDir(run).read_metrics()]
 
     assert rows(killed) == rows(reference)
+    assert len({row["reward/accuracy"] for row in rows(reference)}) > 1
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_says_how_to_resume(warm_model, tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        _command(warm_model, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 600
+    while not any(row.get("step", 0) >= 1 for row in RunDir(out).read_metrics()):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 143, err[-2000:]
+    assert "--resume" in err and "checkpoint-" in err
+    finished = subprocess.run(_command(warm_model, out, "--resume"), env=ENV, capture_output=True, text=True)
+    assert finished.returncode == 0 and (out / "done.json").is_file(), finished.stderr[-2000:]

@@ -9,6 +9,7 @@ train.save_minutes, Ctrl-C / SIGTERM) and seals each checkpoint with mr1's manif
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -24,9 +25,11 @@ from mr1cli.training.checkpoints import MANIFEST, sha256_file
 from mr1cli.training.engines.trl_mapping import mr1_metrics
 from mr1cli.training.engines.trl_trainer import StepRecord
 from mr1cli.training.loop import LoopHooks
+from mr1cli.training.progress import metrics_text
 from mr1cli.training.run_dir import RunDir
 from mr1cli.training.steps import seed_step
 
+logger = logging.getLogger(__name__)
 TRL_CHECKPOINT_PREFIX = "checkpoint-"  # transformers' PREFIX_CHECKPOINT_DIR
 
 
@@ -86,6 +89,7 @@ class RunLog(TrainerCallback):
         if state.global_step == 0:  # the base model's row; a resumed run keeps the one it logged
             base = self.hooks.run_due(0, self.total_steps)
             if self.is_main and base:
+                logger.info("before training: %s", metrics_text(base))
                 self.run.log_metrics({"step": 0, **base})
 
     def on_step_begin(self, args, state, control, **kwargs):
