@@ -3,11 +3,10 @@ architecture, random weights, bf16, G = 8, 512-token completions, gradient check
 policy sampling its own rollouts (`rl.rollout_engine=hf`) and once with vLLM colocated on the same GPU
 (`rl.rollout_engine=vllm`): step time, generated tokens/s, peak GPU memory and the reward after N steps.
 
-    python -m mr1cli.bench.trl_gpu_check              # on a GPU machine: results/gpu/trl-engine.{json,md}
-    python -m mr1cli.bench.trl_gpu_check --cpu-smoke  # the same control flow, tiny model, CPU
-
-The GPU check calls `trl_engine_section(out_dir, cpu_smoke=...)` and adds its report; a case that cannot
-run here (trl or vllm not installed, no CUDA for vLLM) is reported as skipped with the reason.
+The GPU check calls `trl_engine_section(out_dir, cpu_smoke=...)`, which writes
+<out_dir>/trl-engine.{json,md} (trl-engine-cpu-smoke.* with the tiny model on CPU) and returns the
+report; a case that cannot run there (trl or vllm not installed, no CUDA for vLLM) is reported as
+skipped with the reason.
 """
 
 from __future__ import annotations
@@ -105,20 +104,3 @@ def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
             lines.append(f"| {case} | {c.get('skipped') or c.get('failed')} | | | | |")
     md_path.write_text("\n".join(lines) + "\n")
     return [json_path, md_path]
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/gpu"))
-    parser.add_argument("--cpu-smoke", action="store_true", help="tiny model on CPU: the control flow only")
-    args = parser.parse_args(argv)
-    if not args.cpu_smoke and not torch.cuda.is_available():
-        parser.error("no CUDA GPU visible: run with --cpu-smoke to test the control flow")
-    report = trl_engine_section(args.out, cpu_smoke=args.cpu_smoke)
-    return 0 if any("step_seconds" in c for c in report["cases"].values()) else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

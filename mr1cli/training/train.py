@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ def run_training(
     try:
         with run:
             run.bind_config(cfg, resume=resume)
+            if run.is_done():
+                logger.info("%s already finished; reusing it", run.path)
+                return run.final
             try:
                 train = trainer_for(cfg.train.engine)
                 return train(
@@ -79,14 +82,7 @@ def train_with_mr1(
     describe: str,
 ) -> Path:
     """mr1's engine (train.engine=mr1): the recipe of the method in mr1's loop."""
-    if run.is_done():
-        logger.info("%s already finished; reusing it", run.path)
-        return run.final
-    checkpoint = resume_point(run) if resume else None
-    if resume and checkpoint is None and run.has_progress():
-        logger.warning("%s has no checkpoint yet: starting again from step 0", run.path)
-    examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
-    steps = total_steps(len(examples), cfg.train)
+    checkpoint, examples, steps = run_start(cfg, run, resume, train_examples, resume_point)
     accelerator = _accelerator(cfg, run)
     recipe = _build_recipe(cfg, examples, base_path, checkpoint, steps, accelerator)
     start = 0
@@ -113,6 +109,22 @@ def train_with_mr1(
         else {}
     )
     return finish_run(recipe, run, last, steps, {"base_model": base_path, "train_examples": len(examples)})
+
+
+def run_start(
+    cfg: RunConfig,
+    run: RunDir,
+    resume: bool,
+    train_examples: Sequence[Example] | None,
+    find_checkpoint: Callable[[RunDir], Path | None],
+) -> tuple[Path | None, list[Example], int]:
+    """What every engine starts from: the checkpoint `--resume` continues (None: step 0), the training
+    examples and the number of optimizer steps."""
+    checkpoint = find_checkpoint(run) if resume else None
+    if resume and checkpoint is None and run.has_progress():
+        logger.warning("%s has no checkpoint yet: starting again from step 0", run.path)
+    examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
+    return checkpoint, examples, total_steps(len(examples), cfg.train)
 
 
 def _checkpoint_plan(cfg: RunConfig) -> str:

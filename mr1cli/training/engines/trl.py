@@ -25,7 +25,6 @@ from mr1cli.config import RunConfig
 from mr1cli.core.errors import TrainingInterrupted
 from mr1cli.core.kl_schedules import schedule_from_settings
 from mr1cli.data.example import Example
-from mr1cli.data.for_config import load_examples
 from mr1cli.models.batching import forbidden_token_ids
 from mr1cli.models.loading import load_for_config, quiet_progress_bars
 from mr1cli.training.checkpoints import verify_checkpoint, write_checkpoint
@@ -33,7 +32,6 @@ from mr1cli.training.engines.trl_mapping import build_grpo_config, world_size
 from mr1cli.training.loop import LoopHooks, _StopRequest
 from mr1cli.training.progress import TrainingProgress
 from mr1cli.training.run_dir import RunDir
-from mr1cli.training.steps import total_steps
 
 logger = logging.getLogger(__name__)
 
@@ -105,16 +103,9 @@ def train_with_trl(
 ) -> Path:
     """The TRL engine: train (or resume, or reuse) the run in `run` and return its final/ folder."""
     from mr1cli.training.engines.trl_callbacks import BetaSchedule, RunLog
-    from mr1cli.training.train import evaluations_for
+    from mr1cli.training.train import evaluations_for, run_start
 
-    if run.is_done():
-        logger.info("%s already finished; reusing it", run.path)
-        return run.final
-    checkpoint = resume_checkpoint(run) if resume else None
-    if resume and checkpoint is None and run.has_progress():
-        logger.warning("%s has no checkpoint yet: starting again from step 0", run.path)
-    examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
-    steps = total_steps(len(examples), cfg.train)
+    checkpoint, examples, steps = run_start(cfg, run, resume, train_examples, resume_checkpoint)
     start = int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
     if checkpoint is None:
         shutil.rmtree(run.checkpoints, ignore_errors=True)  # an attempt that left no sealed checkpoint
