@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from accelerate.utils import is_peft_model
 from trl import GRPOTrainer
 
 from mr1cli.config import RunConfig
@@ -60,6 +61,20 @@ class Mr1GRPOTrainer(GRPOTrainer):
             advantages = self.accelerator.gather(output["advantages"])
             self.step_record.skipped = bool((advantages == 0).all())
         return output
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        """The policy's weights from a checkpoint, through `from_pretrained`. transformers 5.24's Trainer
+        loads a checkpoint's state dict with a plain `load_state_dict(strict=False)`, without the key
+        renaming `from_pretrained` applies: Qwen2-VL saves `model.layers.*`, its module holds
+        `model.language_model.layers.*`, so nothing loaded and a resumed run restarted from the base
+        weights (with the restored optimizer). Sharded (FSDP, DeepSpeed) and adapter checkpoints keep
+        the Trainer's own loading."""
+        target = self.accelerator.unwrap_model(model or self.model)
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled or is_peft_model(target):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        saved = type(target).from_pretrained(resume_from_checkpoint, dtype=target.dtype, use_safetensors=True)
+        target.load_state_dict(saved.state_dict())  # strict: every weight comes from the checkpoint
+        return None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.step_record.skipped:
