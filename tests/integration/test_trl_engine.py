@@ -63,7 +63,6 @@ def test_trl_renders_mr1s_chat_prompt_token_for_token(tiny_model_dir, tmp_path, 
         assert list(trl_ids) == encode_prompts(processor, [text], [row["image"]])["input_ids"][0].tolist()
 
 
-@pytest.mark.slow  # ~25 s idle: 5 TRL steps through the CLI, then `mr1 eval` of the run
 def test_beta_per_step_is_eq3_and_the_run_directory_is_mr1s(tiny_model_dir, tmp_path, module_cache, capsys):
     out = tmp_path / "run"
     # skip off: every step computes a loss, so kl/beta is the β TRL's loss actually used
@@ -120,7 +119,6 @@ def test_zero_advantage_steps_skip_the_optimizer(tiny_model_dir, tmp_path, modul
     assert (len(trainer.optimizer.state) == 0) is skip
 
 
-@pytest.mark.slow  # ~20 s idle: two TRL-engine steps through the GPU check's TRL section
 def test_gpu_check_section_cpu_smoke(tiny_model_dir, tmp_path, module_cache):
     from mr1cli.bench.trl_gpu_check import trl_engine_section
 
