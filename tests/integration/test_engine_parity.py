@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,21 +66,24 @@ def test_the_criterion_can_fail():
     assert len(curves_agree(learned, slow_start)) == 1
 
 
+def train_toy(warmed: Path, engine: str, out: Path) -> list[float]:
+    """GRPO-D on the two-answer toy with `engine`, seed 0: the accuracy reward of every step."""
+    overrides = [f"model.name_or_path={warmed}", *TWO_ANSWER_GRPO_D, "train.seed=0", f"train.engine={engine}"]
+    cfg = load_config(method="grpo-d", task="counting", profile="tiny", overrides=overrides)
+    run_training(cfg, output_dir=out, train_examples=two_answer_toy())
+    return [row["reward/accuracy"] for row in RunDir(out).read_metrics()]
+
+
 @pytest.mark.slow
 def test_mr1_and_trl_learn_the_two_answer_toy_alike(tiny_model_dir, tmp_path, module_cache):
     pytest.importorskip("trl")
-    warmed = warm_up_on_both_answers(tiny_model_dir, tmp_path / "warm-up")
-    curves = {}
-    for engine in ("mr1", "trl"):
-        overrides = [
-            f"model.name_or_path={warmed}",
-            *TWO_ANSWER_GRPO_D,
-            "train.seed=0",
-            f"train.engine={engine}",
-        ]
-        cfg = load_config(method="grpo-d", task="counting", profile="tiny", overrides=overrides)
-        run_training(cfg, output_dir=tmp_path / engine, train_examples=two_answer_toy())
-        curves[engine] = [row["reward/accuracy"] for row in RunDir(tmp_path / engine).read_metrics()]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same floating-point sums, so the same runs, whatever the machine's cores
+    try:
+        warmed = warm_up_on_both_answers(tiny_model_dir, tmp_path / "warm-up")
+        curves = {engine: train_toy(warmed, engine, tmp_path / engine) for engine in ("mr1", "trl")}
+    finally:
+        torch.set_num_threads(threads)
     for engine, curve in curves.items():
         start, *_, end = window_means(curve)
         assert len(curve) == 40 and end - start > 0.3, (engine, window_means(curve))  # both learn
