@@ -13,6 +13,7 @@ from mr1cli.config_loading import load_config
 from mr1cli.core import engines
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import schedule_from_settings
+from mr1cli.training.engines import trl as trl_engine
 from mr1cli.training.engines import trl_mapping
 from mr1cli.training.engines.trl_mapping import grpo_config_kwargs
 from mr1cli.training.steps import build_lr_scheduler
@@ -249,6 +250,6 @@ def test_mr1_metric_names_for_a_trl_step():
         step_row(logs, StepRecord(beta=0.07, betas_used=[0.07, 0.08]), cfg)
 
 
-@pytest.mark.parametrize("module", [engines, trl_mapping])
+@pytest.mark.parametrize("module", [engines, trl_mapping, trl_engine])
 def test_doctests(module):
     assert doctest.testmod(module).failed == 0
