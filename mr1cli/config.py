@@ -140,6 +140,11 @@ class TrainConfig:
         0, "score the held-out probe (data.probe_size) every N steps (0 = every train.eval_every steps)"
     )
     log_every: int = _f(1, "write metrics every N optimizer steps")
+    engine: str = _f(
+        "mr1",
+        "training engine: mr1 (mr1's own loop, every method) or trl (TRL's GRPOTrainer for grpo and "
+        "grpo-d, with mr1's data, prompts, rewards and β schedule; needs the trl extra); same run directory",
+    )
     report_to: list[str] = _f(
         [],
         "experiment trackers through accelerate, e.g. [tensorboard, wandb, mlflow] (the trackers extra); "
@@ -212,7 +217,24 @@ class RLConfig:
         "policy-gradient signal; the β·KL term is then not applied either); `mr1 bench` turns it off",
     )
 
+    rollout_engine: str = _f(
+        "hf",
+        "what samples the rollouts: hf (the policy in the training process) or vllm (vLLM colocated on the "
+        "training GPUs; needs train.engine=trl, a CUDA GPU and the vllm extra)",
+    )
+    vllm_gpu_memory_utilization: float = _f(
+        0.3, "rl.rollout_engine=vllm: fraction of each GPU's memory vLLM may take (TRL's default 0.3)"
+    )
+    vllm_sleep_mode: bool = _f(
+        False,
+        "rl.rollout_engine=vllm: offload vLLM's weights and KV cache during the update (less memory, slower)",
+    )
+
     def __post_init__(self) -> None:
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ConfigError(
+                f"rl.vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}"
+            )
         if self.num_generations < 2:
             raise ConfigError(
                 f"rl.num_generations (G) must be >= 2 for group-relative advantages, got {self.num_generations}"

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from mr1cli.config import PROFILES_DIR, RunConfig, describe_fields
+from mr1cli.core.engines import ENGINES, check_engine
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import (
     KL_SCHEDULES,
@@ -252,6 +253,10 @@ def check_names(cfg: RunConfig) -> RunConfig:
     SAMPLERS.get(cfg.rl.sampler)
     if cfg.rl.kl:
         schedule_from_settings(cfg.rl.kl)
+    check_engine(cfg.train.engine, cfg.method, METHODS.get(cfg.method).recipe, cfg.rl.rollout_engine)
+    refusal = ENGINES.get(cfg.train.engine).refusals(cfg)
+    if refusal:
+        raise ConfigError(refusal)
     return cfg
 
 

@@ -66,6 +66,7 @@ app.add_typer(bench_app, name="bench")
     epilog="Examples:\n\n"
     "    mr1 train --method grpo-d --task counting\n\n"
     "    mr1 train --method grpo --task geometry rl.kl.beta=0.02 reward.weights.format=0\n\n"
+    "    mr1 train --method grpo-d --task counting --engine trl   # TRL's GRPOTrainer (needs the trl extra)\n\n"
     "    accelerate launch --config_file experiments/accelerate/8gpu.yaml -m mr1cli train "
     "--method grpo-d --task geometry --profile paper\n\n"
     "    mr1 train --method sft --task counting --output results/runs/my-sft\n\n"
@@ -88,8 +89,16 @@ def train(
         bool, typer.Option(help="continue the run in the output directory from its last checkpoint")
     ] = False,
     show_config: Annotated[
-        bool, typer.Option(help="print the resolved config, with each profile value's source, and exit")
+        bool,
+        typer.Option(
+            help="print the resolved config, with each profile value's source (and with --engine trl the TRL "
+            "GRPOConfig it builds), and exit"
+        ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="training engine, mr1 or trl (the same as train.engine=...)", show_default=False),
+    ] = None,
     overrides: Overrides = None,
 ) -> None:
     """Fine-tune a model with SFT, GRPO or GRPO-D on one task."""
@@ -100,19 +109,22 @@ def train(
     if output is not None:
         output_dir(output, "--output")
     extra = [f"model.name_or_path={model}"] if model else []
+    extra += [f"train.engine={engine}"] if engine else []
     cfg = load_config(
         method=method, task=task, profile=profile, config_file=config, overrides=[*extra, *(overrides or [])]
     )
     if show_config:
         from mr1cli.config_loading import annotated_config
+        from mr1cli.training.engines import engine_config_text
 
-        return typer.echo(annotated_config(cfg, profile, task, method))
+        return typer.echo(annotated_config(cfg, profile, task, method) + engine_config_text(cfg))
     from mr1cli.runs.train import train_one
 
     log_to_console(console)
     rerun = ["mr1", "train", "--method", method, "--task", task, "--profile", profile]
     rerun += ["--model", model] if model else []
     rerun += ["--config", str(config)] if config else []
+    rerun += ["--engine", engine] if engine else []
     final = train_one(cfg, output=output, resume=resume, rerun=rerun, overrides=list(overrides or []))
     from shlex import quote
 
@@ -189,6 +201,7 @@ def evaluate(
     "    mr1 reproduce all                       # the embedded tiny profile, CPU, offline\n\n"
     "    mr1 reproduce exp1-format-reward --seeds 3\n\n"
     "    mr1 reproduce exp3-same-task --profile paper --jobs 4 --gpus-per-run 2\n\n"
+    "    mr1 reproduce exp3-same-task --profile paper --engine trl --gpus-per-run 8   # TRL's GRPOTrainer\n\n"
     "    mr1 reproduce all --profile paper --launcher slurm --slurm partition=gpu --slurm time=4:00:00"
 )
 def reproduce(
@@ -209,6 +222,7 @@ def reproduce(
     launcher: grid.Launcher = "local",
     slurm: grid.Slurm = None,
     detach: grid.Detach = False,
+    engine: grid.Engine = "",
 ) -> None:
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
     from mr1cli.experiments.reproduce import reproduce as run_reproduce
@@ -218,7 +232,13 @@ def reproduce(
     log_to_console(console)
     options = grid.launch_options(jobs, gpus_per_run, distributed, detach, slurm)
     run_reproduce(
-        experiment, profile=profile, seeds=seeds or 0, dry_run=dry_run, launcher=launcher, options=options
+        experiment,
+        profile=profile,
+        seeds=seeds or 0,
+        dry_run=dry_run,
+        launcher=launcher,
+        options=options,
+        engine=engine,
     )
 
 

@@ -38,6 +38,13 @@ Slurm = Annotated[
     ),
 ]
 Detach = Annotated[bool, typer.Option(help="slurm: submit and return; rerun the command to collect")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="training engine of the grid's GRPO / GRPO-D runs: mr1 or trl (train.engine; SFT always runs on "
+        "mr1's; empty: each config's own)"
+    ),
+]
 
 
 def launch_options(
@@ -64,10 +71,11 @@ def status(
     ],
     profile: Annotated[str, typer.Option(help="the profile the grid was reproduced with")] = "tiny",
     seeds: Annotated[int, typer.Option(help="seeds per configuration (0: the profile's)")] = 0,
+    engine: Engine = "",
 ) -> None:
     """Every run of an experiment: done, running, partial, failed or not started, with its step,
     last metrics, where it runs (worker or SLURM job) and its log."""
     from mr1cli.experiments.launch.status import print_status, status_rows
 
-    rows = status_rows(experiment, profile=profile, seeds=seeds)
+    rows = status_rows(experiment, profile=profile, seeds=seeds, engine=engine)
     print_status(Console(), f"{experiment} ({profile} profile)", rows)

@@ -191,6 +191,7 @@ def reproduce(
     results_root: Path = Path("results"),
     launcher: str = "local",
     options: LaunchOptions | None = None,
+    engine: str = "",
 ) -> list[Path]:
     """Run one experiment (or all three); return the output folders. With `--jobs N` or another
     launcher, the units of every named experiment are dispatched first, then tables are written
@@ -199,7 +200,7 @@ def reproduce(
     options = options or LaunchOptions()
     names = list_experiments() if name == "all" else [name]
     plans = {experiment: load_spec(experiment) for experiment in names}
-    planned = {experiment: plan(spec, profile, seeds) for experiment, spec in plans.items()}
+    planned = {experiment: plan(spec, profile, seeds, engine) for experiment, spec in plans.items()}
     chosen = LAUNCHERS.get(launcher)(options) if launcher != "local" or options.jobs > 1 else None
     units = grid_units([run for runs in planned.values() for run in runs], profile) if chosen else []
     show_plan(console, planned, profile, results_root, chosen.where(units) if chosen else None)

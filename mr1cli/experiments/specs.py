@@ -19,7 +19,9 @@ import yaml
 
 from mr1cli.config import EXPERIMENTS_DIR, RunConfig
 from mr1cli.config_loading import load_config
+from mr1cli.core.engines import ENGINES
 from mr1cli.core.errors import ConfigError
+from mr1cli.core.methods import METHODS
 from mr1cli.core.registry import did_you_mean
 from mr1cli.reporting.reports import REPORTS
 from mr1cli.tasks import TASKS
@@ -124,8 +126,10 @@ def _profile_values(values: list[Any] | dict[str, list[Any]], profile: str, key:
     raise ConfigError(f"vary.{key}: no values for profile '{profile}' (give a list for it or for \"*\")")
 
 
-def plan(spec: dict[str, Any], profile: str, seeds: int) -> list[PlannedRun]:
-    """Every (grid, method, task, setting, seed) of the spec, with its resolved config."""
+def plan(spec: dict[str, Any], profile: str, seeds: int, engine: str = "") -> list[PlannedRun]:
+    """Every (grid, method, task, setting, seed) of the spec, with its resolved config. `engine` (e.g.
+    `trl`) trains the methods it supports (`train.engine`); the others stay on the config's engine."""
+    trains = ENGINES.get(engine).recipes if engine else ()
     profile_seeds = (spec.get("seeds") or {}).get(profile, 1)
     seed_values = range(seeds or profile_seeds)
     runs: list[PlannedRun] = []
@@ -144,6 +148,8 @@ def plan(spec: dict[str, Any], profile: str, seeds: int) -> list[PlannedRun]:
             ):
                 setting = dict(zip(vary, values, strict=True))
                 overrides = (*fixed, *(f"{k}={v}" for k, v in setting.items()), f"train.seed={seed}")
+                if METHODS.get(method).recipe in trains:
+                    overrides = (*overrides, f"train.engine={engine}")
                 config = load_config(method=method, task=task, profile=profile, overrides=list(overrides))
                 runs.append(
                     PlannedRun(grid["name"], method, task, seed, setting, eval_tasks, config, overrides)

@@ -33,6 +33,7 @@ from mr1cli.training.checkpoints import (
     write_failure,
 )
 from mr1cli.training.distributed import agree, checkpoint_state, load_optimizer_state
+from mr1cli.training.engines import check_engine_packages
 from mr1cli.training.progress import TrainingProgress, metrics_text
 from mr1cli.training.run_dir import RunDir
 from mr1cli.training.steps import shard, step_indices
@@ -158,7 +159,7 @@ def run_loop(
     is_main = accelerator.is_main_process
     tracking = start_trackers(accelerator, cfg, run)
     train = cfg.train
-    stop = _StopRequest()
+    stop = StopRequest()
     last: dict[str, float] = {}
     last_save = time.monotonic()
     try:
@@ -210,7 +211,7 @@ def run_loop(
     return last
 
 
-class _StopRequest:
+class StopRequest:
     """SIGINT / SIGTERM → finish the step, checkpoint, stop; a second Ctrl-C interrupts at once."""
 
     def __init__(self) -> None:
@@ -233,6 +234,7 @@ def check_optional_packages(cfg: RunConfig) -> None:
     if cfg.model.lora.enabled and importlib.util.find_spec("peft") is None:
         raise ConfigError("model.lora.enabled=true needs the peft package: pip install -e '.[lora]'")
     check_trackers(cfg.train.report_to)
+    check_engine_packages(cfg)
 
 
 def finish_run(

@@ -48,10 +48,10 @@ def unit_state(unit: Unit, record: dict[str, Any], queued: dict[str, tuple[str, 
     return "not started"
 
 
-def status_rows(name: str, *, profile: str, seeds: int) -> list[tuple[str, ...]]:
+def status_rows(name: str, *, profile: str, seeds: int, engine: str = "") -> list[tuple[str, ...]]:
     """One row per unit of the experiment (or of all of them), in plan order."""
     names = list_experiments() if name == "all" else [name]
-    planned = [run for experiment in names for run in plan(load_spec(experiment), profile, seeds)]
+    planned = [run for experiment in names for run in plan(load_spec(experiment), profile, seeds, engine)]
     units = grid_units(planned, profile)
     records = {unit.name: read_record(unit) for unit in units}
     queued = queue_states([str(r["job_id"]) for r in records.values() if r.get("job_id")])
