@@ -43,7 +43,7 @@ def train_argv(model_dir: Path, out: Path, *extra: str, method: str = "grpo-d", 
 def test_trl_renders_mr1s_chat_prompt_token_for_token(tiny_model_dir, tmp_path, module_cache):
     from trl.data_utils import prepare_multimodal_messages
 
-    from mr1cli.core.task import get_task
+    from mr1cli.tasks import get_task
     from mr1cli.training.engines.trl import build_trainer
     from mr1cli.training.engines.trl_data import step_order
 

@@ -63,5 +63,6 @@ def test_slurm_dry_run_submits_the_trl_runs(tmp_path, monkeypatch, capsys):
     assert "--gpus-per-node=2" in shown
     plain = engines_and_names("")
     for key, (_, name) in engines_and_names("trl").items():
-        assert f"--job-name=mr1-{name}" in shown, key
-        assert (f"--job-name=mr1-{plain[key][1]}" in shown) is key.startswith("sft/")  # mr1-engine GRPO: not
+        jobs = [line for line in shown.splitlines() if "train + eval" in line]  # one SLURM job a line
+        assert any(f" {name} " in line for line in jobs), key
+        assert any(f" {plain[key][1]} " in line for line in jobs) is key.startswith("sft/")  # mr1's GRPO: not

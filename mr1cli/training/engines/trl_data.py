@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mr1cli.config import RunConfig
-from mr1cli.core.rewards import REWARDS
-from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
+from mr1cli.tasks import get_task
+from mr1cli.tasks.rewards import REWARDS
 from mr1cli.training.steps import step_indices
 
 
