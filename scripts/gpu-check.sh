@@ -7,6 +7,9 @@
 #   memory         peak torch.cuda.max_memory_allocated of paper-shaped GRPO-D against `mr1 plan`
 #   sharded        FSDP2 on 2 GPUs against 1 GPU (skipped, with the reason, when fewer are visible)
 #   rollout-speed  generation tokens/s against the decode roofline
+#   trl            the TRL engine (train.engine=trl) on the paper-shaped model: step time, tokens/s,
+#                  peak memory, reward after 3 steps (mr1cli/bench/trl_gpu_check.py; needs trl)
+#   trl-vllm       the same with vLLM colocated (rl.rollout_engine=vllm; needs the vllm extra)
 # Every section runs even when an earlier one failed; the script exits 1 if any failed, 2 on a
 # usage error, 0 when all passed or were skipped.
 #
@@ -27,7 +30,7 @@ usage: scripts/gpu-check.sh [--cpu-smoke] [--out DIR] [--sections LIST] [--help]
   --cpu-smoke      run every section's control flow on CPU with the tiny model (a few minutes)
   --out DIR        where to write <device>.json and <device>.md (default: results/gpu)
   --sections LIST  comma-separated subset, in order (default: all):
-                   precision,cpu-parity,memory,sharded,rollout-speed
+                   precision,cpu-parity,memory,sharded,rollout-speed,trl,trl-vllm
   --help           this text; nothing is run or installed
 
 Python: $PYTHON if set, else <repo>/.venv/bin/python if it exists, else python3.

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from mr1cli.bench import trl_gpu_check  # noqa: F401  (registers the TRL engine's sections)
 from mr1cli.bench.gpu_sections import SECTIONS, CheckFailed, Context
 
 

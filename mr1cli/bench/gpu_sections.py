@@ -269,7 +269,4 @@ def rollout_speed(ctx: Context) -> dict[str, Any]:
     return require(ok, "tokens/s outside (0, roofline]: the measurement is wrong", numbers)
 
 
-# ---------------------------------------------------------------- later sections
-# The TRL engine (issue 22) adds its sections here, after the ones above and in this form:
-# `@SECTIONS.register("trl")` for `--engine trl`, `@SECTIONS.register("trl-vllm")` for it with vLLM
-# rollouts; each runs the engine through `mr1 train` and compares it with the mr1 runs in `ctx.shared`.
+# The TRL engine's sections, `trl` and `trl-vllm`, are in bench/trl_gpu_check.py (registered after these).

@@ -3,30 +3,27 @@ architecture, random weights, bf16, G = 8, 512-token completions, gradient check
 policy sampling its own rollouts (`rl.rollout_engine=hf`) and once with vLLM colocated on the same GPU
 (`rl.rollout_engine=vllm`): step time, generated tokens/s, peak GPU memory and the reward after N steps.
 
-The GPU check calls `trl_engine_section(out_dir, cpu_smoke=...)`, which writes
-<out_dir>/trl-engine.{json,md} (trl-engine-cpu-smoke.* with the tiny model on CPU) and returns the
-report; a case that cannot run there (trl or vllm not installed, no CUDA for vLLM) is reported as
-skipped with the reason.
+Two sections of the check, `trl` and `trl-vllm`, after the five of bench/gpu_sections.py; a case
+that cannot run there (trl or vllm not installed, no CUDA for vLLM) is skipped with the reason.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mr1cli.bench.gpu_sections import SECTIONS, Context, require
 from mr1cli.bench.measure import MemoryMeter
 from mr1cli.bench.runner import bench_config, prepare_model
-from mr1cli.core.errors import Mr1Error
 from mr1cli.planning.gpus import GIB
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir
 
 CASES = {"hf": [], "vllm": ["rl.rollout_engine=vllm"]}
+STEPS = 3  # on the GPU: the first warms up (kernels, vLLM's weight sync), two are timed
 
 
 def _unavailable(case: str, device: torch.device) -> str:
@@ -63,44 +60,26 @@ def trl_case(
     }
 
 
-def trl_engine_section(out_dir: Path, *, cpu_smoke: bool, model: str | None = None) -> dict[str, Any]:
-    """Both rollout engines under the TRL engine; writes <out_dir>/trl-engine[-cpu-smoke].{json,md}.
-    `model`: a checkpoint folder instead of the profile's built-in model (tests)."""
-    device = torch.device("cpu" if cpu_smoke else "cuda")
-    profile, steps = ("tiny", 2) if cpu_smoke else ("paper-shaped", 4)
-    small = ["rl.max_completion_length=8"] if cpu_smoke else []
-    report: dict[str, Any] = {"profile": profile, "cpu_smoke": cpu_smoke, "steps": steps, "cases": {}}
-    with tempfile.TemporaryDirectory(prefix="mr1-trl-gpu-check-") as tmp:
-        for case, overrides in CASES.items():
-            reason = _unavailable(case, device)
-            try:
-                args = (profile, steps, [*small, *overrides], device, Path(tmp), model)
-                result = {"skipped": reason} if reason else trl_case(*args)
-            except (Mr1Error, RuntimeError) as error:  # one case failing leaves the other's figures
-                result = {"failed": str(error).splitlines()[0]}
-            report["cases"][case] = result
-    write_report(report, out_dir)
-    return report
+def trl_section(ctx: Context, case: str) -> dict[str, Any]:
+    """`case`'s rollouts under the TRL engine; skipped, with the reason, where it cannot run."""
+    reason = _unavailable(case, ctx.device)
+    if reason:
+        return {"skipped": reason}
+    profile, steps = ("tiny", 2) if ctx.cpu_smoke else ("paper-shaped", STEPS)
+    small = ["rl.max_completion_length=8"] if ctx.cpu_smoke else []
+    model = "tiny" if ctx.cpu_smoke else None  # the smoke: the untrained tiny model the other sections build
+    numbers = trl_case(profile, steps, [*small, *CASES[case]], ctx.device, ctx.work / f"trl-{case}", model)
+    ok = numbers["steps"] == steps and numbers["gen_tokens_per_s"] > 0 and numbers["peak_gib"] > 0
+    return require(ok, f"the TRL engine ran {numbers['steps']} of {steps} steps", numbers)
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = "trl-engine-cpu-smoke" if report["cpu_smoke"] else "trl-engine"
-    json_path, md_path = out_dir / f"{name}.json", out_dir / f"{name}.md"
-    json_path.write_text(json.dumps(report, indent=1) + "\n")
-    lines = [
-        f"# TRL engine — {report['profile']}, {report['steps']} steps",
-        "",
-        "| rollouts | step s | gen tok/s | tokens/step | peak GiB | reward, last step |",
-        "|---|---|---|---|---|---|",
-    ]
-    for case, c in report["cases"].items():
-        if "step_seconds" in c:
-            lines.append(
-                f"| {case} | {c['step_seconds']} | {c['gen_tokens_per_s']} | {c['tokens_per_step']:.0f} "
-                f"| {c['peak_gib']} | {c['reward_last_step']:.3f} |"
-            )
-        else:
-            lines.append(f"| {case} | {c.get('skipped') or c.get('failed')} | | | | |")
-    md_path.write_text("\n".join(lines) + "\n")
-    return [json_path, md_path]
+@SECTIONS.register("trl")
+def trl_hf(ctx: Context) -> dict[str, Any]:
+    """`train.engine=trl`, the policy sampling its own rollouts."""
+    return trl_section(ctx, "hf")
+
+
+@SECTIONS.register("trl-vllm")
+def trl_vllm(ctx: Context) -> dict[str, Any]:
+    """`train.engine=trl` with vLLM colocated on the same GPU (`rl.rollout_engine=vllm`)."""
+    return trl_section(ctx, "vllm")

@@ -16,7 +16,7 @@ from mr1cli.bench.gpu_sections import CheckFailed
 from mr1cli.core.registry import Registry
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu-check.sh"
-SECTIONS = ["precision", "cpu-parity", "memory", "sharded", "rollout-speed"]
+SECTIONS = ["precision", "cpu-parity", "memory", "sharded", "rollout-speed", "trl", "trl-vllm"]
 
 
 def fake_python(folder: Path, missing: str) -> Path:
@@ -78,7 +78,7 @@ def test_a_failed_section_is_reported_and_exits_1_after_the_others_ran(tmp_path,
     assert "| fails | failed |" in (tmp_path / "cpu-smoke.md").read_text()
 
 
-@pytest.mark.slow  # ~4 min on 2 cores: every section on the tiny model, the sharded one with 2 processes
+@pytest.mark.slow  # ~5 min on 2 cores: every section on the tiny model, the sharded one with 2 processes
 def test_cpu_smoke_runs_every_section_and_writes_the_report(tmp_path):
     env = {
         **os.environ,
@@ -93,8 +93,9 @@ def test_cpu_smoke_runs_every_section_and_writes_the_report(tmp_path):
     assert list(sections) == SECTIONS
     failed = [name for name, result in sections.items() if result["status"] == "failed"]
     assert done.returncode == (1 if failed else 0), done.stderr[-3000:]
-    for name in ("cpu-parity", "memory", "sharded", "rollout-speed"):
+    for name in ("cpu-parity", "memory", "sharded", "rollout-speed", "trl"):
         assert sections[name]["status"] == "passed", (name, sections[name])
+    assert "vLLM needs a CUDA GPU" in sections["trl-vllm"]["skipped"]
     assert sections["sharded"]["steps"] == sections["cpu-parity"]["steps"] == 6
     assert 0 < sections["rollout-speed"]["roofline_fraction"] <= 1
     # precision passes once the recipe keeps float32 master weights under bf16 compute (issue 21,

@@ -120,14 +120,16 @@ def test_zero_advantage_steps_skip_the_optimizer(tiny_model_dir, tmp_path, modul
 
 
 def test_gpu_check_section_cpu_smoke(tiny_model_dir, tmp_path, module_cache):
-    from mr1cli.bench.trl_gpu_check import trl_engine_section
+    from mr1cli.bench import trl_gpu_check
+    from mr1cli.bench.gpu_sections import Context
 
-    report = trl_engine_section(tmp_path / "gpu", cpu_smoke=True, model=str(tiny_model_dir))
-    hf = report["cases"]["hf"]
+    ctx = Context(torch.device("cpu"), tmp_path, cpu_smoke=True)
+    hf = trl_gpu_check.trl_case(
+        "tiny", 2, ["rl.max_completion_length=8"], ctx.device, tmp_path, str(tiny_model_dir)
+    )
     assert hf["steps"] == 2 and hf["tokens_per_step"] == 8 * 8 * 8  # prompts × G × fixed length
     assert hf["step_seconds"] > 0 and hf["gen_tokens_per_s"] > 0 and hf["peak_gib"] > 0
-    assert "vLLM needs a CUDA GPU" in report["cases"]["vllm"]["skipped"]
-    assert "| hf |" in (tmp_path / "gpu" / "trl-engine-cpu-smoke.md").read_text()
+    assert "vLLM needs a CUDA GPU" in trl_gpu_check.trl_vllm(ctx)["skipped"]
 
 
 @pytest.fixture(scope="module")
