@@ -6,7 +6,8 @@ step, micro-batch, sampling (temperature, top-p, top-k, the vision marker tokens
 completion length (`min_new_tokens` = `max_new_tokens`, so no rollout stops early at EOS), constant β,
 the clipped loss with the per-sequence mean (`loss_type="grpo"`), AdamW with the same learning rate,
 betas, ε and weight decay, a constant LR, the same gradient clipping, no gradient checkpointing unless
-mr1 uses it, the model's own dtype (no autocast), no vLLM, no logging, saving or evaluation.
+mr1 uses it, float32 weights computing in `model.dtype` (TRL's bf16 autocast when it is bfloat16, as
+mr1's), no vLLM, no logging, saving or evaluation.
 
 The trainer runs its own `train()` loop; a callback closes TRL's step k at `on_step_end` and hands
 control to `between_steps(k)` (mr1's step k), so the two alternate in one process. A TRL step is timed
@@ -29,6 +30,7 @@ from mr1cli.core.rewards import score_completion
 from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import forbidden_token_ids
+from mr1cli.models.precision import resolve_precision
 
 
 def trl_dataset(cfg: RunConfig, examples: Sequence[Example], plan: Sequence[Sequence[int]]):
@@ -73,7 +75,7 @@ def trl_config(cfg: RunConfig, *, beta: float, max_steps: int, output_dir: str, 
     return GRPOConfig(
         output_dir=output_dir,
         use_cpu=device.type == "cpu",
-        bf16=False,  # the model runs in the dtype it was loaded in, as in mr1 (no autocast)
+        bf16=resolve_precision(cfg.model.dtype, device).mixed,  # autocast over float32 weights, as mr1
         fp16=False,
         seed=train.seed,
         max_steps=max_steps,

@@ -12,6 +12,7 @@ from mr1cli.core.methods import METHODS
 from mr1cli.data.example import Example
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
+from mr1cli.models.precision import check_launcher_precision, resolve_precision
 from mr1cli.training.loop import (
     Evaluation,
     LoopHooks,
@@ -32,7 +33,11 @@ logger = logging.getLogger(__name__)
 def _accelerator(cfg: RunConfig, run: RunDir) -> Any:
     from accelerate import Accelerator
 
-    return Accelerator(**accelerator_kwargs(cfg, run))
+    accelerator = Accelerator(**accelerator_kwargs(cfg, run))
+    check_launcher_precision(
+        str(accelerator.mixed_precision), resolve_precision(cfg.model.dtype, accelerator.device)
+    )
+    return accelerator
 
 
 def run_training(
