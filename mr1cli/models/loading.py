@@ -34,7 +34,13 @@ from transformers.utils import logging as hf_logging
 from mr1cli.core.errors import CheckpointError, ConfigError
 from mr1cli.core.registry import did_you_mean
 from mr1cli.models.lora import adapter_base, add_lora, is_adapter_folder, load_adapters
-from mr1cli.models.precision import MASTER_DTYPE, Precision, resolve_precision, store_frozen_weights
+from mr1cli.models.precision import (
+    MASTER_DTYPE,
+    Precision,
+    activations_in_compute_dtype,
+    resolve_precision,
+    store_frozen_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +133,7 @@ def load_model(
     if not trainable:
         model.requires_grad_(False)
     store_frozen_weights(model, precision)
+    activations_in_compute_dtype(model)
     return LoadedModel(model=model.to(target), processor=processor, device=target, precision=precision)
 
 

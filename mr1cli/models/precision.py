@@ -7,8 +7,10 @@
 - `model.dtype` names the COMPUTE dtype. Every forward (rollout sampling, reference and old-policy
   log-probs, the update, evaluation) runs inside `Precision.autocast()`: matrix products cast their
   float32 weights to bf16 (once per autocast region: autocast caches the copies of weights that
-  require grad), norms, softmaxes and the residual stream stay float32, and the loss maths runs on
-  float32 log-probs outside autocast. The backward pass follows the forward's dtypes.
+  require grad), the token embeddings are cast to bf16 (`activations_in_compute_dtype`), so the
+  activations and the KV cache are bf16 as in a bf16 model, norms and softmaxes compute in float32,
+  and the loss maths runs on float32 log-probs outside autocast. The backward pass follows the
+  forward's dtypes.
 - Weights nothing updates (the reference model, LoRA's frozen base, a frozen vision tower) are stored
   in the compute dtype where autocast would round them anyway (linear and convolution weights), which
   halves their memory without changing any result: the reference computes bit for bit as the policy
@@ -101,6 +103,23 @@ def rounded_by_autocast(model: torch.nn.Module) -> set[int]:
         for parameter in module.parameters(recurse=False):
             held_by.setdefault(id(parameter), []).append(isinstance(module, CAST_BY_AUTOCAST))
     return {key for key, casts in held_by.items() if all(casts)}
+
+
+def activations_in_compute_dtype(model: torch.nn.Module) -> torch.nn.Module:
+    """Under autocast, cast the token embeddings to the compute dtype, so that the residual stream,
+    the activations kept for the backward and the KV cache are bf16 as in a bf16 model. (Autocast
+    alone casts only the inputs of matrix products; the embedding lookup would start a float32
+    residual stream, and the rotary keys in the KV cache would be float32 too.) Norms still compute
+    in float32 internally, as Qwen2's RMSNorm does."""
+    model.get_input_embeddings().register_forward_hook(_to_autocast_dtype)
+    return model
+
+
+def _to_autocast_dtype(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor | None:
+    device_type = output.device.type
+    if torch.is_autocast_enabled(device_type) and output.is_floating_point():
+        return output.to(torch.get_autocast_dtype(device_type))
+    return None
 
 
 def check_master_weights(parameters: Iterable[torch.nn.Parameter]) -> None:
