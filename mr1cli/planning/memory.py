@@ -65,6 +65,11 @@ class Workload:
         return self.micro_batch * (self.generations if self.rollouts else 1)
 
     @property
+    def autocast(self) -> bool:
+        """bf16 compute over float32 master weights (mr1's own engine; DeepSpeed runs a bf16 model)."""
+        return self.dtype_bytes < MASTER_BYTES and self.zero == 0
+
+    @property
     def rollout_sequences(self) -> int:
         """Sequences sampled together: rollout_batch · G."""
         return self.rollout_batch * self.generations
@@ -112,11 +117,11 @@ def decoder_layer_bytes(w: Workload, tokens: int, context: int) -> float:
 
     >>> from mr1cli.planning.shapes import QWEN2_VL_2B
     >>> decoder_layer_bytes(Workload(shape=QWEN2_VL_2B), tokens=1, context=1024)
-    107520.0
+    116736.0
     """
     s, d = w.shape, w.dtype_bytes
     per_token = 2 * (4 * s.hidden + d * s.hidden) + d * (5 * s.hidden + 4 * s.kv_dim + 4 * s.intermediate)
-    if d < MASTER_BYTES:  # autocast casts each float32 norm output per consumer (q, k, v; gate, up): 3 more
+    if w.autocast:  # autocast casts each float32 norm output per consumer (q, k, v; gate, up): 3 more
         per_token += 3 * d * s.hidden
     if w.eager_attention:
         per_token += 2 * d * s.heads * context
@@ -224,7 +229,7 @@ def weight_terms(w: Workload) -> list[Term]:
             ref_note or f"linear weights in {compute}, norms and embeddings float32",
         ),
     ]
-    if d < MASTER_BYTES:
+    if w.autocast:
         copies = autocast_copy_params(w) * d
         terms.append(Term("bf16 weight copies", "always", copies, "autocast's, while the model runs"))
     return terms
