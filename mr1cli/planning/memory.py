@@ -1,18 +1,21 @@
 """Peak GPU memory of one training process, term by term (bytes), from shapes alone.
 
-What one GRPO step holds, per process (mr1cli/models/precision.py says why):
+What one GRPO step holds, per process (mr1cli/models/precision.py says why), by phase:
 - always: the policy weights (float32 where they train; frozen ones in the compute dtype where
   autocast rounds them anyway, i.e. linear and convolution weights), the float32 AdamW moments, the
-  reference weights stored the same way as frozen ones (none with LoRA: the reference is the policy
-  with its adapters switched off), and with bf16 compute autocast's bf16 copies of the trained
-  weights that matrix products read (held while the model runs, in rollouts and in the update);
-- during rollouts: the KV cache of rollout_batch · G sequences of (prompt + completion) tokens;
-- during the update: the gradients, the saved activations of the decoder and of the vision tower,
-  the float32 gradients, the completion logits (the vocabulary projection, in float32 for the log-softmax), and with tied
-  embeddings two transient vocabulary-sized gradients (the embedding's and the head's, summed).
-The peak is `always + max(rollouts, update)`. Saved activations are counted tensor by tensor for a
-Qwen2 decoder layer on sdpa attention (see `decoder_layer_bytes`); the CPU test checks the sum
-against a measured peak (tests/integration/test_plan_measured.py).
+  reference stored like frozen weights (none with LoRA: the reference is the policy with its
+  adapters switched off);
+- running (bf16 compute only): autocast's bf16 copies of the trained weights that matrix products
+  read, held while the model runs: in the rollouts and from the update's forward into its backward;
+- rollouts: the KV cache of rollout_batch · G sequences of (prompt + completion) tokens, and the
+  sampling logits;
+- update: the float32 gradients; activations: what the forward keeps for the backward (decoder and
+  vision tower, one recomputed layer under gradient checkpointing, the completion logits in float32
+  for the log-softmax); grad sum: with tied embeddings, two transient vocabulary-sized gradients
+  (the embedding's and the head's, summed) at the end of the backward, when the activations are gone.
+The peak is `PEAK_RULE`. Saved activations are counted tensor by tensor for a Qwen2 decoder layer on
+sdpa attention (see `decoder_layer_bytes`); the CPU test checks the update's peak against a measured
+one, and the weights, gradients and moments byte for byte (tests/integration/test_plan_measured.py).
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ class Workload:
 @dataclass(frozen=True)
 class Term:
     name: str
-    phase: str  # always, rollouts, update
+    phase: str  # always, rollouts, running (rollouts and forward), update, activations, grad sum
     bytes: float
     note: str = ""
 
@@ -140,8 +143,11 @@ def vision_block_bytes(w: Workload, patches: int) -> float:
     return float(per_patch * patches)
 
 
-def update_activation_bytes(w: Workload) -> tuple[float, float]:
-    """(decoder, vision tower) activations of one micro-batch's forward kept for the backward."""
+def update_activation_bytes(w: Workload) -> tuple[float, float, float]:
+    """(decoder, vision tower, recomputed) activations of one micro-batch's forward kept for the
+    backward. With gradient checkpointing the decoder and the tower keep each layer's input, and the
+    backward recomputes one decoder layer or one vision block at a time (never both: the tower's
+    backward comes after the decoder's)."""
     s = w.shape
     context = w.prompt_tokens + (w.completion_tokens if w.rollouts else 0)
     copies = 1 if w.shares_prompt_in_update else (w.generations if w.rollouts else 1)
@@ -151,21 +157,17 @@ def update_activation_bytes(w: Workload) -> tuple[float, float]:
         else w.sequences * context
     )
     layer = decoder_layer_bytes(w, tokens, context)
-    if w.gradient_checkpointing:  # each layer keeps its input; one layer is recomputed at a time
-        decoder = s.layers * w.dtype_bytes * s.hidden * tokens + layer
-    else:
-        decoder = s.layers * layer
-    decoder += (4 + w.dtype_bytes) * s.hidden * tokens  # final norm
+    final_norm = (4 + w.dtype_bytes) * s.hidden * tokens
     patches = w.micro_batch * image_patches(w.max_pixels) * copies
     block = vision_block_bytes(w, patches)
     vision_trains = w.lora.vision if w.lora is not None else not w.freeze_vision
+    if not w.gradient_checkpointing:
+        return s.layers * layer + final_norm, s.vision_depth * block if vision_trains else block, 0.0
+    decoder = s.layers * w.dtype_bytes * s.hidden * tokens + final_norm
     if not vision_trains:
-        vision = block  # nothing kept; one block's temporaries
-    elif w.gradient_checkpointing:
-        vision = s.vision_depth * w.dtype_bytes * s.vision_dim * patches + block
-    else:
-        vision = s.vision_depth * block
-    return decoder, vision
+        return decoder, block, layer  # the frozen tower keeps nothing; one block's temporaries
+    vision = s.vision_depth * w.dtype_bytes * s.vision_dim * patches
+    return decoder, vision, max(layer, block)
 
 
 def frozen_params(w: Workload, whole_model: bool = False) -> tuple[int, int]:
@@ -231,7 +233,7 @@ def weight_terms(w: Workload) -> list[Term]:
     ]
     if w.autocast:
         copies = autocast_copy_params(w) * d
-        terms.append(Term("bf16 weight copies", "always", copies, "autocast's, while the model runs"))
+        terms.append(Term("bf16 weight copies", "running", copies, "autocast's, while the model runs"))
     return terms
 
 
@@ -273,28 +275,48 @@ def memory_terms(w: Workload) -> list[Term]:
         kv_tokens = w.rollout_sequences * (w.prompt_tokens + w.completion_tokens)
         terms.append(Term("KV cache", "rollouts", kv_per_token * kv_tokens, f"{kv_tokens} tokens"))
         terms.append(Term("sampling logits", "rollouts", w.rollout_sequences * s.vocab * 4 * 3, "float32"))
-    decoder, vision = update_activation_bytes(w)
-    checkpointing = "checkpointed" if w.gradient_checkpointing else "all kept"
+    decoder, vision, recomputed = update_activation_bytes(w)
+    checkpointing = "inputs kept" if w.gradient_checkpointing else "all kept"
     patches = image_patches(w.max_pixels)
     completion = w.completion_tokens if w.rollouts else w.prompt_tokens
     terms += [
         Term(
             "gradients", "update", trainable * grad_bytes / shard_grads, f"{trainable / 1e6:.1f} M trainable"
         ),
-        Term("decoder activations", "update", decoder, checkpointing),
-        Term("vision activations", "update", vision, f"{patches} patches/image, {checkpointing}"),
-        Term("logits", "update", w.sequences * completion * s.vocab * (d + 8), "completions × vocab"),
+        Term("decoder activations", "activations", decoder, checkpointing),
+        Term("vision activations", "activations", vision, f"{patches} patches/image, {checkpointing}"),
     ]
+    if recomputed:
+        terms.append(Term("recomputed layer", "activations", recomputed, "one layer or block at a time"))
+    terms.append(
+        Term("logits", "activations", w.sequences * completion * s.vocab * (d + 8), "completions × vocab")
+    )
     if s.tied_embeddings and w.lora is None:  # the embedding's and the LM head's gradients, then their sum
         terms.append(
-            Term("tied-embedding grads", "update", 2 * s.vocab * s.hidden * grad_bytes, "2 transient copies")
+            Term(
+                "tied-embedding grads", "grad sum", 2 * s.vocab * s.hidden * grad_bytes, "2 transient copies"
+            )
         )
     return terms
 
 
+PEAK_RULE = "always + max(rollouts + running, update + max(activations + running, grad sum))"
+
+
+def update_peak_bytes(terms: list[Term]) -> float:
+    """The update's peak: the gradients, plus whichever is larger of the forward's activations (with
+    autocast's weight copies) at the start of the backward and the tied embedding's two transient
+    gradients at its end (the activations are freed by then)."""
+    b = _by_phase(terms)
+    return b["update"] + max(b["activations"] + b["running"], b["grad sum"])
+
+
 def peak_bytes(terms: list[Term]) -> float:
-    """always + the larger of the rollout and update phases."""
-    by_phase = {
-        phase: sum(t.bytes for t in terms if t.phase == phase) for phase in ("always", "rollouts", "update")
-    }
-    return by_phase["always"] + max(by_phase["rollouts"], by_phase["update"])
+    """always + the larger of the rollout phase and the update's peak (`PEAK_RULE`)."""
+    b = _by_phase(terms)
+    return b["always"] + max(b["rollouts"] + b["running"], update_peak_bytes(terms))
+
+
+def _by_phase(terms: list[Term]) -> dict[str, float]:
+    phases = ("always", "rollouts", "running", "update", "activations", "grad sum")
+    return {phase: sum(t.bytes for t in terms if t.phase == phase) for phase in phases}

@@ -23,7 +23,7 @@ from mr1cli.models.batching import append_completions, chat_prompt, encode_promp
 from mr1cli.models.loading import _checkpointing, set_pixel_budget
 from mr1cli.models.precision import Precision, activations_in_compute_dtype
 from mr1cli.planning.for_config import workload_for_config
-from mr1cli.planning.memory import Workload, memory_terms
+from mr1cli.planning.memory import Workload, memory_terms, update_peak_bytes
 from mr1cli.planning.shapes import TINY, image_tokens, shape_from_hf_config
 from mr1cli.training.recipes.grpo import GRPORecipe
 from mr1cli.training.steps import step_indices
@@ -53,10 +53,8 @@ def measure_update(
 
 
 def update_estimate(workload: Workload) -> float:
-    """The update phase's terms, and autocast's weight copies (made inside the measured window)."""
-    return sum(
-        t.bytes for t in memory_terms(workload) if t.phase == "update" or t.name == "bf16 weight copies"
-    )
+    """The update's planned peak (autocast's weight copies are made inside the measured window)."""
+    return update_peak_bytes(memory_terms(workload))
 
 
 @pytest.mark.parametrize("mixed", [False, True], ids=["float32", "bf16-autocast"])
