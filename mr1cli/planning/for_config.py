@@ -44,6 +44,7 @@ def workload_for_config(cfg: RunConfig, shape: ModelShape, *, gpus: int, zero: i
     rl, m = cfg.rl, cfg.model
     rollouts = METHODS.get(cfg.method).recipe == "grpo"
     reference = rollouts and schedule_from_settings(rl.kl).can_be_positive(PLANNED_STEPS)
+    share = max(1, cfg.train.prompts_per_step // gpus)  # prompts per GPU per step
     lora = None
     if m.lora.enabled:
         lora = LoraShape(m.lora.rank, tuple(m.lora.target_modules), m.lora.vision, m.lora.dropout > 0)
@@ -53,7 +54,7 @@ def workload_for_config(cfg: RunConfig, shape: ModelShape, *, gpus: int, zero: i
         gpus=gpus,
         zero=zero,
         micro_batch=cfg.train.micro_batch,
-        rollout_batch=rl.rollout_batch or max(1, cfg.train.prompts_per_step // gpus),
+        rollout_batch=min(rl.rollout_batch or share, share),  # a call samples at most a GPU's share
         generations=rl.num_generations,
         prompt_text_tokens=PROMPT_TEXT_TOKENS,
         max_pixels=m.max_pixels,

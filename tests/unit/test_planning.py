@@ -79,6 +79,8 @@ def test_the_rollout_batch_sets_the_kv_cache_and_the_generation_time():
     )
     one_gpu = make_plan(paper(), gpu_kind("h100-80gb"), gpus=1, zero=0)
     assert one_gpu.workload.rollout_batch == 16
+    larger = make_plan(paper("rl.rollout_batch=8"), gpu_kind("h100-80gb"), gpus=8, zero=0)
+    assert larger.workload.rollout_batch == 2  # a call never samples more than the GPU's share
 
 
 def test_zero3_shards_weights_gradients_and_optimiser():
