@@ -19,10 +19,9 @@ from mr1cli.models.precision import check_master_weights
 def total_steps(num_examples: int, train: TrainConfig) -> int:
     """Optimizer steps of the run: `max_steps` if set, else ceil(epochs · N / prompts per step).
 
-        >>> from mr1cli.config import TrainConfig
-    from mr1cli.models.precision import check_master_weights
-        >>> total_steps(100, TrainConfig(epochs=2, prompts_per_step=16))
-        13
+    >>> from mr1cli.config import TrainConfig
+    >>> total_steps(100, TrainConfig(epochs=2, prompts_per_step=16))
+    13
     """
     if train.max_steps > 0:
         return train.max_steps

@@ -65,8 +65,7 @@ def step_with_gradients(recipe, indices):
 def test_one_adamw_step_at_lr_1e6_moves_every_weight_that_has_a_gradient(module_cache, tiny_model_dir):
     """The issue's check (#21): one SFT step at the paper's lr 1e-6. With bf16 compute every weight
     whose gradient is non-zero changes, exactly as in float32; only the bf16 gradient itself differs,
-    where bf16 products cancel to exactly 0 (measured: 12 of 696 192 entries, all in layers fed by the
-    flat-coloured synthetic images). Before this design, main loaded the weights in bf16 and stepped
+    where bf16 products cancel to exactly 0 (measured: 101 of 696 192 entries, 0.015 %). Before this design, main loaded the weights in bf16 and stepped
     AdamW on them: the same step changed 2.28 % of the weights against 100 % in float32 (the check at
     the end redoes that step on bf16 copies of the same weights and gradients)."""
     runs = {}
