@@ -9,9 +9,9 @@ are in the published schemas (a parquet of embedded image bytes like `leonardPKU
 R1-V's SuperCLEVR jsonl with `./images/superCLEVR_new_025000.png` paths), at real resolution under
 `max_pixels` 401408. Run: `make test-paper`. It passed in 15 min 6 s on a shared 2-core machine,
 with a fresh-clone `make test` running beside it: about 6.5 min per GRPO-D step, and peak RSS 3.22 GiB.
-With float32 master weights and bf16 autocast (models/precision.py; norms, softmaxes and the
-embeddings no longer in bf16 on this CPU) it passed in 3 min 28 s at lighter load: about 29 s per
-GRPO-D step, peak RSS 4.21 GiB (the LoRA base keeps its embeddings and norms in float32).
+With float32 master weights and bf16 autocast (models/precision.py) it passed in 3 min 28 s at
+lighter load: about 29 s per GRPO-D step (how much of the change is the load was not isolated), peak
+RSS 4.21 GiB (the LoRA base now keeps its embeddings and norms in float32).
 """
 
 from __future__ import annotations
