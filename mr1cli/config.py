@@ -54,7 +54,12 @@ class ModelConfig:
     name_or_path: str = _f(
         "tiny-base", "hub id, local checkpoint folder, or 'tiny-base' (the embedded tiny model, warmed up)"
     )
-    dtype: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16 or float32")
+    dtype: str = _f(
+        "auto",
+        "the COMPUTE dtype: auto (bfloat16 on CUDA, float32 on CPU), bfloat16 or float32. Trained weights, "
+        "their gradients and AdamW moments stay float32 (master weights) and the forward runs under "
+        "autocast; frozen weights (the reference model, LoRA's base) are stored in this dtype",
+    )
     attn_implementation: str = _f(
         "sdpa", "sdpa, eager, or flash_attention_2 (used when flash-attn is installed)"
     )
@@ -68,8 +73,12 @@ class ModelConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
-        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
-            raise ConfigError(f"model.dtype must be auto, bfloat16, float16 or float32, got '{self.dtype}'")
+        if self.dtype == "float16":
+            raise ConfigError(
+                "model.dtype=float16 is not supported (it needs loss scaling): use bfloat16 or float32"
+            )
+        if self.dtype not in ("auto", "bfloat16", "float32"):
+            raise ConfigError(f"model.dtype must be auto, bfloat16 or float32, got '{self.dtype}'")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ConfigError("model.min_pixels must be positive and at most model.max_pixels")
 
@@ -122,7 +131,11 @@ class TrainConfig:
     prompts_per_step: int = _f(
         16, "prompts per optimizer step across all processes (paper: 1 × 8 GPUs × 2 accumulation)"
     )
-    micro_batch: int = _f(1, "prompts per forward/backward on one process (G completions each for GRPO)")
+    micro_batch: int = _f(
+        1,
+        "prompts per forward/backward on one process (G completions each for GRPO; rollouts are sampled "
+        "in rl.rollout_batch chunks)",
+    )
     lr_scheduler: str = _f("constant", "constant, linear or cosine decay after warm-up")
     warmup_ratio: float = _f(0.0, "fraction of steps spent warming the learning rate up linearly")
     weight_decay: float = _f(0.0, "AdamW weight decay")
@@ -194,6 +207,12 @@ class RLConfig:
         "reference, old-policy and policy forwards; same loss. The policy update falls back to full "
         "sequences under gradient checkpointing or with several processes",
     )
+    rollout_batch: int = _f(
+        0,
+        "prompts sampled together in one call, G completions each (0 = all of this process's prompts of the "
+        "step); the update then runs in train.micro_batch chunks. Sampling is seeded per prompt, so this "
+        "changes speed and memory, not the draws",
+    )
     min_completion_length: int = _f(
         0,
         "new tokens sampled before an end-of-sequence token may end a rollout (0 = off; "
@@ -247,6 +266,10 @@ class RLConfig:
             raise ConfigError(f"rl.top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"rl.top_p must be in (0, 1], got {self.top_p}")
+        if self.rollout_batch < 0:
+            raise ConfigError(
+                f"rl.rollout_batch must be >= 0 (0 = all of the step's prompts), got {self.rollout_batch}"
+            )
         if self.max_prompt_length < 1 or self.max_completion_length < 1:
             raise ConfigError("rl.max_prompt_length and rl.max_completion_length must be >= 1")
         if not 0 <= self.min_completion_length <= self.max_completion_length:

@@ -386,9 +386,18 @@ def annotate_yaml(text: str, sources: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Keys whose meaning `--show-config` always spells out, after the profile's source if it has one.
+SHOWN_MEANINGS = {
+    "model.dtype": "the COMPUTE dtype (auto: bf16 on CUDA, float32 on CPU); trained weights, gradients "
+    "and AdamW moments stay float32",
+}
+
+
 def annotated_config(cfg: RunConfig, profile: str, task: str, method: str) -> str:
     """The resolved config as YAML, each value a profile sets commented with its source (`--show-config`)."""
     sources = profile_sources(profile_path(profile), task, method)
+    for key, meaning in SHOWN_MEANINGS.items():
+        sources[key] = f"{sources[key]}; {meaning}" if key in sources else meaning
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)
     return (
         f"# resolved config; a comment gives the source of a value set by profile '{profile}'\n"

@@ -18,6 +18,7 @@ from mr1cli.data.example import Example
 from mr1cli.evaluation.provenance import row_fields
 from mr1cli.files import atomic_write_text
 from mr1cli.models.batching import Decoding, chat_prompt, encode_prompts, generate
+from mr1cli.models.precision import model_precision
 from mr1cli.tasks import get_task
 
 
@@ -83,21 +84,25 @@ def evaluate_model(
     progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Greedy answers for every example, scored as the config's `eval` section says, on `cfg.task`
-    or on `task_name` (cross-task evaluation)."""
+    or on `task_name` (cross-task evaluation); the model computes in `model.dtype` (autocast)."""
     task_name = task_name or cfg.task
     task = get_task(task_name)
     max_new_tokens = cfg.eval.max_new_tokens or task.eval_max_new_tokens
     batch_size = cfg.eval.batch_size
     pixels = {"max_pixels": cfg.model.max_pixels, "min_pixels": cfg.model.min_pixels}
+    precision = model_precision(
+        cfg.model.dtype, model
+    )  # the training policy's float32 weights run in bf16 too
     rows: list[dict[str, Any]] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         prompts = [chat_prompt(processor, task.eval_prompt(ex.question)) for ex in chunk]
         images = [ex.load_image(**pixels) for ex in chunk]
         batch = encode_prompts(processor, prompts, images)
-        completions = generate(
-            model, processor, batch, Decoding(max_new_tokens=max_new_tokens, do_sample=False)
-        )
+        with precision.autocast():
+            completions = generate(
+                model, processor, batch, Decoding(max_new_tokens=max_new_tokens, do_sample=False)
+            )
         for example, tokens in zip(chunk, completions, strict=True):
             rows.append(
                 {

@@ -8,7 +8,8 @@ wraps and which stays the reference implementation, see tests/integration/test_s
   (temperature → top-k → top-p, as transformers applies them; vision markers suppressed; EOS masked
   until `min_new_tokens`), without generate's per-step input preparation and processor objects, and
   the token is drawn by inverse CDF (one random number per sequence, where `torch.multinomial` draws
-  one per vocabulary entry);
+  one per vocabulary entry), from a generator of its prompt's own when `Decoding.prompt_seeds` is set:
+  then how prompts are batched (rl.rollout_batch, the number of processes) does not change the draws;
 - it stops as soon as every sequence has produced an end-of-sequence token — on every process when
   the model is sharded (FSDP), where each forward is a collective (`batching.in_lockstep`).
 
@@ -56,17 +57,34 @@ def filter_logits(logits: Tensor, *, temperature: float, top_k: int, top_p: floa
     return logits
 
 
-def draw(probs: Tensor) -> Tensor:
-    """One token per row from `probs` [N, V] by inverse CDF: the distribution of
-    `torch.multinomial(probs, 1)` with one uniform number per row instead of one per vocabulary entry.
+def draw(probs: Tensor, uniform: Tensor) -> Tensor:
+    """One token per row from `probs` [N, V] by inverse CDF, given one uniform number in [0, 1) per
+    row [N]: the distribution of `torch.multinomial(probs, 1)` with one random number per row.
 
-    >>> draw(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])).tolist()
+    >>> draw(torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]), torch.tensor([0.3, 0.7])).tolist()
     [1, 2]
     """
     cdf = probs.cumsum(dim=-1)  # [N, V]
-    target = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]  # [N, 1]
+    target = uniform.to(cdf)[:, None] * cdf[:, -1:]  # [N, 1]
     index = torch.searchsorted(cdf, target, right=True).squeeze(1)  # [N] first entry with cdf > target
     return torch.where(index < probs.shape[-1], index, probs.argmax(dim=-1))  # float edge target == total
+
+
+def uniforms(prompt_seeds: tuple[int, ...], group: int, rows: int, steps: int) -> Tensor:
+    """[rows, steps] uniform numbers, one per sequence and decoding step: each prompt's G rows from a
+    generator seeded with its own seed, or (no seeds) from torch's global generator.
+
+    >>> first = uniforms((7, 8), group=2, rows=4, steps=3)
+    >>> torch.equal(first[2:], uniforms((8,), group=2, rows=2, steps=3))
+    True
+    """
+    if not prompt_seeds:
+        return torch.rand(rows, steps)
+    if len(prompt_seeds) * group != rows:
+        raise ValueError(f"{len(prompt_seeds)} prompt seeds for {rows} sequences in groups of {group}")
+    return torch.cat(
+        [torch.rand(group, steps, generator=torch.Generator().manual_seed(seed)) for seed in prompt_seeds]
+    )  # [rows, steps]
 
 
 @torch.no_grad()
@@ -104,6 +122,7 @@ def sample_completions(
         attention_mask = inputs["attention_mask"].repeat_interleave(group, dim=0)  # [N, P]
         logits = out.logits[:, -1].float().repeat_interleave(group, dim=0)  # [N, V]
         n = logits.shape[0]
+        uniform = uniforms(decoding.prompt_seeds, group, n, max_new_tokens).to(device)  # [N, steps]
         finished = torch.zeros(n, dtype=torch.bool, device=device)  # [N]
         tokens, picked = [], []
         for step in range(max_new_tokens):
@@ -113,7 +132,7 @@ def sample_completions(
             if step < min_new_tokens:
                 logits[:, eos] = float("-inf")  # no end-of-sequence before min_new_tokens
             probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p).softmax(-1)
-            next_token = draw(probs)  # [N]
+            next_token = draw(probs, uniform[:, step])  # [N]
             if return_log_probs:
                 picked.append(log_probs.gather(1, next_token[:, None]).squeeze(1))  # [N]
             next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)  # [N]

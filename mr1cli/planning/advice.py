@@ -40,6 +40,14 @@ KNOBS.add(
     Knob("train.micro_batch=1", False, lambda w: w.with_(micro_batch=1) if w.micro_batch > 1 else None),
 )
 KNOBS.add(
+    "rollout batch 1",
+    Knob(
+        "rl.rollout_batch=1",
+        False,  # each prompt samples from its own seeded generator: the same draws, batched or not
+        lambda w: w.with_(rollout_batch=1) if w.rollouts and w.rollout_batch > 1 else None,
+    ),
+)
+KNOBS.add(
     "FSDP2 (ZeRO-3 sharding)",
     Knob(
         "mr1 reproduce --gpus-per-run K (experiments/accelerate/fsdp2.yaml)",

@@ -14,7 +14,11 @@ from mr1cli.planning.memory import LoraShape, Term, Workload, memory_terms, peak
 from mr1cli.planning.shapes import ModelShape, image_tokens, shape_for
 from mr1cli.planning.timing import StepTime, step_time
 
-DTYPE_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}  # auto: bf16 on a GPU
+COMPUTE_BYTES = {
+    "auto": 2,
+    "bfloat16": 2,
+    "float32": 4,
+}  # model.dtype, the compute dtype; auto: bf16 on a GPU
 PROMPT_TEXT_TOKENS = 96  # chat template + question around the image (counting and geometry prompts)
 PLANNED_STEPS = 1000  # β(s) is checked over this many steps to decide whether π_ref is loaded
 
@@ -40,15 +44,17 @@ def workload_for_config(cfg: RunConfig, shape: ModelShape, *, gpus: int, zero: i
     rl, m = cfg.rl, cfg.model
     rollouts = METHODS.get(cfg.method).recipe == "grpo"
     reference = rollouts and schedule_from_settings(rl.kl).can_be_positive(PLANNED_STEPS)
+    share = max(1, cfg.train.prompts_per_step // gpus)  # prompts per GPU per step
     lora = None
     if m.lora.enabled:
         lora = LoraShape(m.lora.rank, tuple(m.lora.target_modules), m.lora.vision, m.lora.dropout > 0)
     return Workload(
         shape=shape,
-        dtype_bytes=DTYPE_BYTES[m.dtype],
+        dtype_bytes=COMPUTE_BYTES[m.dtype],
         gpus=gpus,
         zero=zero,
         micro_batch=cfg.train.micro_batch,
+        rollout_batch=min(rl.rollout_batch or share, share),  # a call samples at most a GPU's share
         generations=rl.num_generations,
         prompt_text_tokens=PROMPT_TEXT_TOKENS,
         max_pixels=m.max_pixels,

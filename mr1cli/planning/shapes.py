@@ -68,6 +68,18 @@ class ModelShape:
     def total_params(self) -> int:
         return self.text_params() + self.vision_params()
 
+    def text_norm_params(self) -> int:
+        """RMSNorm weights: two per decoder layer and the final norm."""
+        return (2 * self.layers + 1) * self.hidden
+
+    def vision_norm_params(self) -> int:
+        """LayerNorm weights and biases: two per vision block and the patch merger's."""
+        return (4 * self.vision_depth + 2) * self.vision_dim
+
+    def embedding_params(self) -> int:
+        """The token-embedding table (with tied embeddings, also the LM head)."""
+        return self.vocab * self.hidden
+
     def lora_targets(self, modules: tuple[str, ...], vision: bool) -> list[tuple[int, int, int]]:
         """(in_features, out_features, copies) of every linear layer LoRA wraps, by module name."""
         h, kv, i = self.hidden, self.kv_dim, self.intermediate

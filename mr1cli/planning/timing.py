@@ -2,7 +2,8 @@
 
 Rollouts are decoding-bound: each new token reads the decoder weights and the KV cache once
 (the bandwidth roofline), plus a fixed per-layer kernel-launch cost that dominates small models on
-big GPUs. The reference forward and the update are compute-bound at an assumed model-FLOPs
+big GPUs; both are paid once per sampling call of `rl.rollout_batch` prompts, so batching the step's
+prompts into one call divides them. The reference forward and the update are compute-bound at an assumed model-FLOPs
 utilisation. These are planning numbers (±50 %); `scripts/gpu-check.sh` measures the real ones.
 """
 
@@ -39,26 +40,31 @@ def step_time(w: Workload, gpu: GpuKind, prompts_per_step: int) -> StepTime:
     >>> t = step_time(Workload(shape=QWEN2_VL_2B, gpus=8), gpu_kind("h100-80gb"), prompts_per_step=16)
     >>> round(t.generation_s, 1), round(t.update_s, 2)
     (12.5, 0.86)
+    >>> round(step_time(Workload(shape=QWEN2_VL_2B, gpus=8, rollout_batch=2), gpu_kind("h100-80gb"), 16).generation_s, 1)
+    6.3
     """
     s = w.shape
     flops = gpu.bf16_tflops * 1e12 * MFU
-    chunks = math.ceil(prompts_per_step / w.gpus / w.micro_batch)
+    per_gpu = prompts_per_step / w.gpus
+    chunks = math.ceil(per_gpu / w.micro_batch)  # forward/backward micro-batches
+    calls = math.ceil(per_gpu / w.rollout_batch)  # sampling calls
     text, vision = s.text_params(), s.vision_params()
-    prompt_tokens = w.micro_batch * w.prompt_tokens
     patches = w.micro_batch * image_patches(w.max_pixels)
     seq_tokens = w.sequences * (w.prompt_tokens + (w.completion_tokens if w.rollouts else 0))
     generation = 0.0
     if w.rollouts:
-        weights = text * w.dtype_bytes
+        weights = text * w.dtype_bytes  # bf16 compute reads autocast's bf16 copies
         kv_per_token = 2 * s.layers * s.kv_dim * w.dtype_bytes
-        mean_kv = kv_per_token * w.sequences * (w.prompt_tokens + w.completion_tokens / 2)
+        mean_kv = kv_per_token * w.rollout_sequences * (w.prompt_tokens + w.completion_tokens / 2)
         read_s = (weights + mean_kv) / (gpu.bandwidth_gbps * 1e9)
         if w.zero >= 3:
             read_s += weights / (ZERO3_GATHER_GBPS * 1e9)
-        compute_s = 2 * text * w.sequences / flops
+        compute_s = 2 * text * w.rollout_sequences / flops
         decode = w.completion_tokens * (max(read_s, compute_s) + s.layers * DECODE_LAUNCH_S_PER_LAYER)
-        prefill = (2 * text * prompt_tokens + 2 * vision * patches) / flops
-        generation = chunks * (decode + prefill)
+        prefill = (
+            w.rollout_batch * (2 * text * w.prompt_tokens + 2 * vision * image_patches(w.max_pixels)) / flops
+        )
+        generation = calls * (decode + prefill)
     copies = w.generations if w.rollouts and not w.shares_prompt_in_update else 1
     forward = 2 * text * seq_tokens + 2 * vision * patches * copies
     reference = chunks * forward / flops if w.reference else 0.0

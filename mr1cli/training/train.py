@@ -13,6 +13,7 @@ from mr1cli.core.methods import METHODS
 from mr1cli.data.example import Example
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
+from mr1cli.models.precision import check_launcher_precision, resolve_precision
 from mr1cli.training.distributed import launched_rank, make_accelerator
 from mr1cli.training.engines import trainer_for
 from mr1cli.training.loop import (
@@ -33,7 +34,11 @@ logger = logging.getLogger(__name__)
 
 
 def _accelerator(cfg: RunConfig, run: RunDir) -> Any:
-    return make_accelerator(**accelerator_kwargs(cfg, run))
+    accelerator = make_accelerator(**accelerator_kwargs(cfg, run))
+    check_launcher_precision(
+        str(accelerator.mixed_precision), resolve_precision(cfg.model.dtype, accelerator.device)
+    )
+    return accelerator
 
 
 def run_training(

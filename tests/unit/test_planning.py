@@ -29,32 +29,69 @@ def terms_gib(plan):
     return {t.name: t.bytes / GIB for t in plan.terms}
 
 
-def test_paper_profile_fits_8_h100_and_names_every_term():
+PARAMS_2B = 2_208_985_600
+# Kept float32 even where frozen: the embedding table and the norms (RMSNorm weights, LayerNorm
+# weights and biases); every other weight is read only by a linear or convolution layer.
+KEPT_2B = 151936 * 1536 + (2 * 28 + 1) * 1536 + (4 * 32 + 2) * 1280
+
+
+def test_paper_profile_fits_8_h100_and_counts_float32_master_state():
     plan = make_plan(paper(), gpu_kind("h100-80gb"), gpus=8, zero=0)
     terms = terms_gib(plan)
     assert plan.fits
-    assert terms["policy weights"] == pytest.approx(2 * 2_208_985_600 / GIB)  # 2.21 B params in bf16
-    assert terms["reference model"] == terms["policy weights"]
-    assert set(terms) >= {
-        "optimiser state",
-        "KV cache",
-        "gradients",
-        "decoder activations",
-        "vision activations",
-        "logits",
-    }
+    assert terms["policy weights"] == pytest.approx(4 * PARAMS_2B / GIB)  # float32 master weights
+    assert terms["optimiser state"] == pytest.approx(8 * PARAMS_2B / GIB)  # two float32 AdamW moments
+    assert terms["gradients"] == pytest.approx(4 * PARAMS_2B / GIB)
+    assert terms["reference model"] == pytest.approx((2 * (PARAMS_2B - KEPT_2B) + 4 * KEPT_2B) / GIB)
+    norms = (2 * 28 + 1) * 1536 + (4 * 32 + 2) * 1280  # the tied embedding is also the LM head: copied
+    assert terms["bf16 weight copies"] == pytest.approx(2 * (PARAMS_2B - norms) / GIB)
+    assert set(terms) >= {"KV cache", "decoder activations", "vision activations", "logits"}
     assert not any("max_prompt_length" in note for note in plan.notes)  # 512 image tokens + text < 1024
     short = make_plan(paper("rl.max_prompt_length=512"), gpu_kind("h100-80gb"), gpus=8, zero=0)
     assert any("max_prompt_length" in note for note in short.notes)  # 512 image tokens + text > 512
+
+
+def test_float32_compute_has_no_copies_and_lora_keeps_its_frozen_base_in_bf16():
+    fp32 = terms_gib(make_plan(paper("model.dtype=float32"), gpu_kind("h100-80gb"), gpus=8, zero=0))
+    assert "bf16 weight copies" not in fp32
+    assert fp32["reference model"] == pytest.approx(4 * PARAMS_2B / GIB)
+    lora = make_plan(paper("model.lora.enabled=true"), gpu_kind("h100-80gb"), gpus=8, zero=0)
+    adapters = memory.trainable_params(lora.workload)
+    terms = terms_gib(lora)
+    assert terms["reference model"] == 0.0  # the policy with its adapters off
+    assert terms["policy weights"] == pytest.approx(
+        (2 * (PARAMS_2B - KEPT_2B) + 4 * KEPT_2B + 4 * adapters) / GIB
+    )
+    assert terms["optimiser state"] == pytest.approx(8 * adapters / GIB)
+    assert terms["bf16 weight copies"] == pytest.approx(2 * adapters / GIB)
+
+
+def test_the_rollout_batch_sets_the_kv_cache_and_the_generation_time():
+    """rl.rollout_batch=0 samples each GPU's share of the step (16 prompts / 8 GPUs = 2) in one call."""
+    batched = make_plan(paper(), gpu_kind("h100-80gb"), gpus=8, zero=0)
+    single = make_plan(paper("rl.rollout_batch=1"), gpu_kind("h100-80gb"), gpus=8, zero=0)
+    assert (batched.workload.rollout_batch, single.workload.rollout_batch) == (2, 1)
+    assert terms_gib(batched)["KV cache"] == pytest.approx(2 * terms_gib(single)["KV cache"])
+    assert batched.time.generation_s < 0.6 * single.time.generation_s  # one decoding loop instead of two
+    assert (batched.time.reference_s, batched.time.update_s) == (
+        single.time.reference_s,
+        single.time.update_s,
+    )
+    one_gpu = make_plan(paper(), gpu_kind("h100-80gb"), gpus=1, zero=0)
+    assert one_gpu.workload.rollout_batch == 16
+    larger = make_plan(paper("rl.rollout_batch=8"), gpu_kind("h100-80gb"), gpus=8, zero=0)
+    assert larger.workload.rollout_batch == 2  # a call never samples more than the GPU's share
 
 
 def test_zero3_shards_weights_gradients_and_optimiser():
     plan0 = make_plan(paper(), gpu_kind("a100-80gb"), gpus=8, zero=0)
     plan3 = make_plan(paper(), gpu_kind("a100-80gb"), gpus=8, zero=3)
     t0, t3 = terms_gib(plan0), terms_gib(plan3)
-    assert t3["policy weights"] == pytest.approx(t0["policy weights"] / 8)
-    assert t3["gradients"] == pytest.approx(t0["gradients"] / 8)
-    assert t3["optimiser state"] == pytest.approx(2_208_985_600 * 12 / 8 / GIB)  # fp32 master + 2 moments
+    # DeepSpeed's bf16 engine: 16-bit weights and gradients, float32 master weights in its optimiser state
+    assert t3["policy weights"] == pytest.approx(2 * PARAMS_2B / 8 / GIB)
+    assert t3["gradients"] == pytest.approx(2 * PARAMS_2B / 8 / GIB)
+    assert t0["gradients"] == pytest.approx(4 * PARAMS_2B / GIB)
+    assert t3["optimiser state"] == pytest.approx(PARAMS_2B * 12 / 8 / GIB)  # fp32 master + 2 moments
     assert plan3.peak_bytes < plan0.peak_bytes
     # FSDP2 shards π_ref like the policy (tests/integration/test_sharded.py); DDP keeps a full copy each
     assert t3["reference model"] == pytest.approx(t3["policy weights"])

@@ -10,7 +10,8 @@ What is matched, and why (R1-V's trainer is a fork of TRL 0.14's `GRPOTrainer`):
 - sampling: temperature, top-p, top-k, the completion length, vision marker tokens never sampled;
   no repetition penalty, no min-p, no masking of truncated completions (R1-V had none);
 - optimisation: AdamW (β 0.9/0.999, ε 1e-8, weight decay), the LR schedule by name with the same
-  warm-up step count, gradient clipping, the model's own dtype (no autocast), dropout left on;
+  warm-up step count, gradient clipping, float32 weights with bf16 autocast when `model.dtype` resolves
+  to bfloat16 on the training device (TRL's `bf16`, as mr1's engine; models/precision.py), dropout on;
 - batches: `prompts_per_step` prompts × G completions per optimizer step, `micro_batch` prompts per
   forward on each process, gradient accumulation for the rest; data in mr1's order (no shuffling);
 - β: TRL's `beta` is only the starting value: a callback sets β(s) before every step (trl_run.py).
@@ -98,6 +99,20 @@ def batch_fields(cfg: RunConfig, num_processes: int) -> dict[str, int]:
     }
 
 
+def _bf16_compute(dtype: str) -> bool:
+    """Whether `model.dtype` means bf16 compute on the device TRL will train on (CUDA when visible).
+
+    >>> _bf16_compute("float32"), _bf16_compute("bfloat16")
+    (False, True)
+    """
+    import torch
+
+    from mr1cli.models.precision import resolve_precision
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_precision(dtype, device).mixed
+
+
 def grpo_config_kwargs(
     cfg: RunConfig,
     *,
@@ -127,7 +142,7 @@ def grpo_config_kwargs(
         "adam_epsilon": 1e-8,
         "weight_decay": train.weight_decay,
         "max_grad_norm": train.max_grad_norm,
-        "bf16": False,  # the model computes in the dtype mr1 loaded it in (model.dtype), as mr1's engine
+        "bf16": _bf16_compute(cfg.model.dtype),  # autocast over float32 weights, as mr1's engine
         "fp16": False,
         "activation_checkpointing": cfg.model.gradient_checkpointing,  # transformers 5's name
         "activation_checkpointing_kwargs": {"use_reentrant": False},
