@@ -114,7 +114,7 @@ def train(
         method=method, task=task, profile=profile, config_file=config, overrides=[*extra, *(overrides or [])]
     )
     if show_config:
-        from mr1cli.config_loading import annotated_config
+        from mr1cli.config_sources import annotated_config
         from mr1cli.training.engines import engine_config_text
 
         return typer.echo(annotated_config(cfg, profile, task, method) + engine_config_text(cfg))
