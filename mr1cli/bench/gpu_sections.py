@@ -211,7 +211,7 @@ def paper_shaped_run(ctx: Context) -> dict[str, Any]:
     rows = [row for row in RunDir(ctx.work / "paper-shaped").read_metrics() if "perf/step_seconds" in row]
     on_gpu = ctx.device.type == "cuda"
     gpu = resolve_gpu(None, detected_gpus())[0] if on_gpu else gpu_kind("h100-80gb")
-    plan = make_plan(bench_config(profile, steps, model=model, overrides=overrides), gpu, gpus=1, zero=0)
+    plan = make_plan(bench_config(profile, steps, model=model, overrides=overrides), gpu, gpus=1)
     shape, w = plan.workload.shape, plan.workload
     roofline = decode_roofline(
         weight_bytes=shape.text_params() * w.dtype_bytes,

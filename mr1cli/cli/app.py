@@ -29,7 +29,7 @@ from mr1cli.cli.options import (
 )
 from mr1cli.cli.options import at_least as _at_least
 from mr1cli.cli.paths import input_dir, input_file, output_dir
-from mr1cli.core.errors import Mr1Error
+from mr1cli.core.errors import ConfigError, Mr1Error
 from mr1cli.training.progress import log_to_console
 
 app = typer.Typer(
@@ -286,7 +286,8 @@ def config_keys(
 
 @app.command(
     epilog="Examples:\n\n    mr1 plan --method grpo-d --task counting --profile paper --gpu h100-80gb --gpus 8\n\n"
-    "    mr1 plan --method grpo-d --task geometry --gpu rtx4090 model.lora.enabled=true --zero 0"
+    "    mr1 plan --method grpo-d --task counting --gpu a100-80gb --gpus 8 --fsdp\n\n"
+    "    mr1 plan --method grpo-d --task geometry --gpu rtx4090 model.lora.enabled=true"
 )
 def plan(
     method: Annotated[str, typer.Option(help="sft, grpo or grpo-d")],
@@ -296,19 +297,23 @@ def plan(
         str | None, typer.Option(help="h100-80gb, a100-80gb, rtx4090… (default: detected)")
     ] = None,
     gpus: Annotated[int, typer.Option(help="GPUs the run uses (0 = the detected count, else 1)")] = 0,
-    zero: Annotated[
-        int,
+    fsdp: Annotated[
+        bool,
         typer.Option(
-            help="sharding of the launch as ZeRO stages: 3 = FSDP2 (--distributed fsdp2), 0 = one GPU or DDP; "
-            "1-2 are estimates only (mr1 ships no DeepSpeed config)"
+            "--fsdp",
+            help="the run is sharded with FSDP2 over its GPUs (--distributed fsdp2, "
+            "experiments/accelerate/fsdp2.yaml); without it: one GPU or DDP",
         ),
-    ] = 0,
+    ] = False,
+    zero: Annotated[str | None, typer.Option(hidden=True)] = None,
     overrides: Overrides = None,
 ) -> None:
     """Estimate peak GPU memory and time per step, term by term; say whether it fits and what would."""
     from mr1cli.planning.command import plan_command
 
-    Console().print(plan_command(method, task, profile, gpu, gpus, zero, list(overrides or [])))
+    if zero is not None:
+        raise ConfigError("--zero: ZeRO was removed: use --fsdp (FSDP2)")
+    Console().print(plan_command(method, task, profile, gpu, gpus, fsdp, list(overrides or [])))
 
 
 @app.command(

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from mr1cli.core.registry import Registry
 from mr1cli.planning.gpus import GpuKind
-from mr1cli.planning.memory import LoraShape, Workload, memory_terms, peak_bytes
+from mr1cli.planning.memory import memory_terms, peak_bytes
+from mr1cli.planning.workload import LoraShape, Workload
 
 # Share of a GPU's memory the planner lets the estimate use: the CUDA context, NCCL buffers and the
 # caching allocator's fragmentation take the rest.
@@ -48,11 +49,12 @@ KNOBS.add(
     ),
 )
 KNOBS.add(
-    "FSDP2 (ZeRO-3 sharding)",
+    "FSDP2",
     Knob(
-        "mr1 reproduce --gpus-per-run K (experiments/accelerate/fsdp2.yaml)",
+        "FSDP2 (mr1 reproduce --gpus-per-run K, or accelerate launch --config_file "
+        "experiments/accelerate/fsdp2.yaml)",
         False,
-        lambda w: w.with_(zero=3) if w.gpus > 1 and w.zero < 3 else None,
+        lambda w: w.with_(fsdp=True) if w.gpus > 1 and not w.fsdp else None,
     ),
 )
 KNOBS.add(

@@ -54,7 +54,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
     return {
         "gpu": plan.gpu.label,
         "gpus": plan.workload.gpus,
-        "zero": plan.workload.zero,
+        "fsdp": plan.workload.fsdp,
         "terms_gib": {t.name: round(t.bytes / GIB, 3) for t in plan.terms},
         "peak_gib": round(plan.peak_bytes / GIB, 3),
         "budget_gib": round(plan.budget_bytes / GIB, 3),

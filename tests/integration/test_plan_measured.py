@@ -23,8 +23,9 @@ from mr1cli.models.batching import append_completions, chat_prompt, encode_promp
 from mr1cli.models.loading import _checkpointing, set_pixel_budget
 from mr1cli.models.precision import Precision, activations_in_compute_dtype
 from mr1cli.planning.for_config import workload_for_config
-from mr1cli.planning.memory import Workload, memory_terms, update_peak_bytes
+from mr1cli.planning.memory import memory_terms, update_peak_bytes
 from mr1cli.planning.shapes import TINY, image_tokens, shape_from_hf_config
+from mr1cli.planning.workload import Workload
 from mr1cli.training.recipes.grpo import GRPORecipe
 from mr1cli.training.steps import step_indices
 from mr1cli.zoo.paper_shaped import shrunk_paper_shaped_config
@@ -161,7 +162,7 @@ def test_the_plan_counts_the_weights_gradients_and_moments_the_recipe_keeps(
     recipe.optimizer.step = capture
     recipe.train_step(0, step_indices(len(examples), 0, cfg.train.prompts_per_step, cfg.train.seed))
     shape = shape_from_hf_config(recipe.model.config.to_dict())
-    workload = workload_for_config(cfg, shape, gpus=1, zero=0).with_(dtype_bytes=2)  # bf16 here, on CPU
+    workload = workload_for_config(cfg, shape, gpus=1).with_(dtype_bytes=2)  # bf16 here, on CPU
     planned = {t.name: t.bytes for t in memory_terms(workload)}
     moments = [t for state in recipe.optimizer.state.values() for t in state.values() if t.dim()]
     assert storage_bytes(recipe.model.parameters()) == planned["policy weights"]

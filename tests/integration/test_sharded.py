@@ -212,7 +212,7 @@ def test_generation_runs_in_lockstep_and_the_reference_is_sharded(
         assert report["sharded"] == "FSDP"
         assert report["metrics"]["completion/length"] == 7.5 and report["metrics"]["train/skipped"] == 0.0
         assert report["policy_held"] == pytest.approx(0.5, abs=0.01)
-        assert report["reference_held"] == pytest.approx(0.5, abs=0.01)  # as `mr1 plan --zero 3` counts it
+        assert report["reference_held"] == pytest.approx(0.5, abs=0.01)  # as `mr1 plan --fsdp` counts it
 
 
 def test_sharded_sft_matches_one_process(tiny_model_dir, fsdp2_config, env, tmp_path):
