@@ -286,7 +286,7 @@ def config_keys(
 
 @app.command(
     epilog="Examples:\n\n    mr1 plan --method grpo-d --task counting --profile paper --gpu h100-80gb --gpus 8\n\n"
-    "    mr1 plan --method grpo-d --task counting --gpu a100-80gb --gpus 8 --fsdp\n\n"
+    "    mr1 plan --method grpo-d --task counting --gpu a100-40gb --gpus 8 --fsdp\n\n"
     "    mr1 plan --method grpo-d --task geometry --gpu rtx4090 model.lora.enabled=true"
 )
 def plan(
