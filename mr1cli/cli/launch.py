@@ -23,7 +23,11 @@ GpusPerRun = Annotated[
     ),
 ]
 Distributed = Annotated[
-    str, typer.Option(help="multi-GPU runs: fsdp2 (weights, gradients, optimizer state sharded) or ddp")
+    str,
+    typer.Option(
+        help="multi-GPU runs: fsdp2 (weights, gradients, optimizer state sharded: the least memory) or ddp "
+        "(a whole copy per GPU: faster where it fits; `mr1 plan --gpus K [--fsdp]` says which fits)"
+    ),
 ]
 Launcher = Annotated[
     str, typer.Option(help="local (worker processes here) or slurm (one job per run, submitit)")
