@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,16 @@ def test_the_shared_base_is_built_once_in_the_parent_with_every_thread(tmp_path,
     reproduce.build_shared_models(units)
     assert built == [("tiny-base", 3)]
     assert torch.get_num_threads() == before
+
+
+def test_single_node_runs_rendezvous_on_a_free_port_and_nodes_on_29500():
+    """Two multi-GPU runs on one machine (`--jobs 2 --gpus-per-run 4`) would both bind accelerate's
+    default port 29500 and the second would fail; each single-node config takes a port free now."""
+    one = accelerate_cmd.accelerate_config("fsdp2", 4)["main_process_port"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", one))
+        busy.listen()
+        other = accelerate_cmd.accelerate_config("ddp", 4)["main_process_port"]
+    assert one != 29500 and other not in (one, 29500)
+    nodes = accelerate_cmd.accelerate_config("fsdp2", 8, num_machines=2, main_ip="node01")
+    assert nodes["main_process_port"] == 29500  # every node must agree on it

@@ -8,6 +8,7 @@ does not install here, so nothing could check that its generation, steps and che
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -47,7 +48,20 @@ def accelerate_config(
     cfg["gpu_ids"] = "all"  # the worker's CUDA_VISIBLE_DEVICES slice
     if num_machines > 1:
         cfg.update(main_process_ip=main_ip, main_process_port=29500, rdzv_backend="static", same_network=True)
+    else:  # several runs on one machine (--jobs 2 --gpus-per-run 4) must not all rendezvous on 29500
+        cfg["main_process_port"] = free_local_port()
     return cfg
+
+
+def free_local_port() -> int:
+    """A TCP port no process on this machine listens on now.
+
+    >>> 1024 <= free_local_port() <= 65535
+    True
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def slurm_machine(env: Mapping[str, str]) -> tuple[int, int, str]:
