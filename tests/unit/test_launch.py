@@ -4,6 +4,7 @@ everything of `--jobs`, `--gpus-per-run` and `--launcher slurm` that needs no GP
 from __future__ import annotations
 
 import doctest
+import io
 import json
 import shutil
 import socket
@@ -199,3 +200,46 @@ def test_single_node_runs_rendezvous_on_a_free_port_and_nodes_on_29500():
     assert one != 29500 and other not in (one, 29500)
     nodes = accelerate_cmd.accelerate_config("fsdp2", 8, num_machines=2, main_ip="node01")
     assert nodes["main_process_port"] == 29500  # every node must agree on it
+
+
+def test_a_queued_job_from_an_earlier_call_that_ends_unfinished_is_resubmitted_once(tmp_path, monkeypatch):
+    # right after `scancel` a job still shows as COMPLETING: the rerun adopts it, then it ends
+    unit = Unit("sft/counting", "tiny", tmp_path / "sft", ("counting",), config=object())
+    finished: set[str] = set()
+    queue = {"5": ["COMPLETING"], "7": ["RUNNING", "RUNNING"]}  # states squeue reports, call by call
+    monkeypatch.setattr(slurm, "unit_done", lambda u: u.name in finished)
+    monkeypatch.setattr(slurm, "read_record", lambda u: {"job_id": "5"})
+    monkeypatch.setattr(slurm, "write_record", lambda u, **fields: None)
+    monkeypatch.setattr(slurm.time, "sleep", lambda seconds: None)
+
+    def queue_states(job_ids):
+        states = {}
+        for job in job_ids:
+            if queue.get(job):
+                states[job] = (queue[job].pop(0), "node1")
+            elif job == "7":
+                finished.add(unit.name)  # the resubmitted job ran to the end
+        return states
+
+    submitted = []
+
+    def submit(self, unit, console, *, again):
+        submitted.append((unit.name, again))
+        return "7"
+
+    monkeypatch.setattr(slurm, "queue_states", queue_states)
+    monkeypatch.setattr(slurm.SlurmLauncher, "_submit", submit)
+    outcome = slurm.SlurmLauncher(LaunchOptions()).run([unit], Console(file=io.StringIO()))
+    assert submitted == [("sft/counting", True)] and not outcome.failed
+
+    finished.clear()
+    queue["5"], queue["7"] = (
+        ["COMPLETING"],
+        [],
+    )  # the resubmitted job fails too: reported, not resubmitted again
+    submitted.clear()
+    monkeypatch.setattr(
+        slurm, "queue_states", lambda jobs: {j: (queue[j].pop(0), "") for j in jobs if queue.get(j)}
+    )
+    outcome = slurm.SlurmLauncher(LaunchOptions()).run([unit], Console(file=io.StringIO()))
+    assert submitted == [("sft/counting", True)] and list(outcome.failed) == ["sft/counting"]

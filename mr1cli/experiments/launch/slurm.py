@@ -111,15 +111,17 @@ class SlurmLauncher:
         recorded = {unit.name: str(read_record(unit).get("job_id", "")) for unit in todo}
         queued = queue_states([job for job in recorded.values() if job])
         jobs: dict[str, str] = {}
+        adopted: set[str] = set()
         for unit in todo:
             job_id = recorded[unit.name]
             if job_id and queued.get(job_id, ("",))[0] in ACTIVE:
                 jobs[unit.name] = job_id  # still queued or running: wait for it, never twice
+                adopted.add(unit.name)
             else:
                 jobs[unit.name] = self._submit(unit, console, again=bool(job_id))
         if self.options.detach:
             return Outcome(pending=list(jobs))
-        return self._wait(todo, jobs, console)
+        return self._wait(todo, jobs, console, adopted)
 
     def _submit(self, unit: Unit, console: Console, *, again: bool) -> str:
         if importlib.util.find_spec("submitit") is None:
@@ -154,7 +156,10 @@ class SlurmLauncher:
         )
         return str(job.job_id)
 
-    def _wait(self, units: list[Unit], jobs: dict[str, str], console: Console) -> Outcome:
+    def _wait(self, units: list[Unit], jobs: dict[str, str], console: Console, adopted: set[str]) -> Outcome:
+        """Wait for the jobs; one found in the queue from an earlier call (`adopted`) that ends
+        unfinished is resubmitted once, as a rerun a moment later would have done: a job just
+        cancelled still shows as COMPLETING for a few seconds."""
         outcome, waiting = Outcome(), {unit.name: unit for unit in units}
         columns = ("job", "run", "state", "node", "step", "log")
         with Board(console, f"{len(jobs)} SLURM jobs", columns) as board:
@@ -178,6 +183,11 @@ class SlurmLauncher:
                                 str(log_of(unit)),
                             )
                         )
+                        continue
+                    if not unit_done(unit) and name in adopted:
+                        adopted.discard(name)
+                        board.event(f"job {jobs[name]}: {name} ended unfinished ({state.lower()})")
+                        jobs[name] = self._submit(unit, console, again=True)
                         continue
                     del waiting[name]
                     if unit_done(unit):
