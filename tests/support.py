@@ -113,16 +113,19 @@ def warm_up_on_both_answers(model_dir: Path, out: Path) -> Path:
     return run_training(cfg, output_dir=out, train_examples=both)
 
 
-# GRPO-D on the toy: 16 prompts × G = 8 per step, 40 steps. An Adam step at this learning rate moves
-# every weight of the tiny model, and the answer format breaks when the weights around the digit move
-# too far ("<answer> 2 2 2", "<answer>  </answer>" for a step or two); three choices keep the run
-# steady: the vision tower stays frozen (its features already tell one disk from two), the learning
-# rate warms up and decays to zero (the last steps measure a settled policy), and temperature 0.7
-# draws the rare broken tokens less often. Without them, runs ended anywhere from 0.89 to 0.98.
+# GRPO-D on the toy: 16 prompts × G = 8 per step, 40 steps. An Adam step moves every weight of the tiny
+# model, and the answer format breaks when the weights around the digit move too far ("<answer> 2 2 2",
+# "<answer>  </answer>"); once every completion is broken, every group scores 0, the step is skipped
+# and the run stays there. Four choices keep it steady: the vision tower stays frozen (its features
+# already tell one disk from two), the learning rate warms up and decays to zero (the last steps
+# measure a settled policy), temperature 0.7 draws the rare broken tokens less often, and lr 5e-4.
+# At lr 1e-3 the outcome hung on the draws: when each prompt got its own seeded generator
+# (rl.rollout_batch), seeds 0 and 2 of 8 ended at 0.00 and 0.56. At 5e-4, 22 seeds (0–20 and 42)
+# all ended between 0.953 and 0.994 (the mean accuracy of the last 5 steps).
 TWO_ANSWER_GRPO_D = (
     "data.probe_size=0",
     "train.max_steps=40",
-    "train.learning_rate=1e-3",
+    "train.learning_rate=5e-4",
     "train.lr_scheduler=cosine",
     "train.warmup_ratio=0.1",
     "train.prompts_per_step=16",
