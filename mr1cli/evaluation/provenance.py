@@ -14,6 +14,7 @@ from typing import Any
 
 from mr1cli.config import RunConfig
 from mr1cli.data.example import Example
+from mr1cli.evaluation.sampled import Sampling, sampling_settings
 
 
 def examples_hash(examples: Sequence[Example]) -> str:
@@ -51,8 +52,12 @@ def eval_provenance(
     split: str,
     examples: Sequence[Example],
     run_config: Path | None,
+    sampling: Sampling = Sampling(),
 ) -> dict[str, Any]:
+    """The record of what was evaluated how; `settings` (what changes the scores) names the folder.
+    A sampled evaluation (`--samples K`) adds its sampling settings; a greedy one is named as before."""
     d, m, e = cfg.data, cfg.model, cfg.eval
+    sampled = {"sampling": sampling_settings(cfg, sampling)} if sampling.k else {}
     source = getattr(d, split)
     local = Path(model_folder)
     return {
@@ -76,6 +81,7 @@ def eval_provenance(
             "min_pixels": m.min_pixels,
             "max_pixels": m.max_pixels,
             "decoding": "greedy",
+            **sampled,
         },
     }
 

@@ -20,6 +20,7 @@ from mr1cli.evaluation.evaluate import (
     write_eval_outputs,
 )
 from mr1cli.evaluation.provenance import eval_provenance, file_hash, find_run_config, output_folder_name
+from mr1cli.evaluation.sampled import Sampling
 from mr1cli.models.loading import load_for_config
 from mr1cli.training.checkpoints import latest_checkpoint
 from mr1cli.zoo.builds import resolve_model
@@ -43,6 +44,25 @@ def summary_lines(summary: dict) -> list[str]:
         lines.append(f"{'format rate':<16} {summary['format_rate']:.1f} %")
     if summary.get("mean_length") is not None:
         lines.append(f"{'mean length':<16} {summary['mean_length']:.1f} tokens")
+    return lines + sampled_lines(summary)
+
+
+def sampled_lines(summary: dict) -> list[str]:
+    """The `--samples K` statistics as `key value` lines (none for a greedy-only evaluation).
+
+    >>> sampled_lines({"sampled/k": 4, "sampled/mean_accuracy": 40.0, "sampled/pass@1": 40.0,
+    ...                "sampled/pass@4": 80.0, "sampled/majority@4": 45.0, "sampled/format_rate": 99.0})
+    ['sampled (k = 4)  mean accuracy 40.0 %, format 99.0 %', '  pass@1         40.0 %', '  pass@4         80.0 %', '  majority@4     45.0 %']
+    """
+    k = summary.get("sampled/k")
+    if not k:
+        return []
+    lines = [
+        f"{f'sampled (k = {k})':<16} mean accuracy {summary['sampled/mean_accuracy']:.1f} %, "
+        f"format {summary['sampled/format_rate']:.1f} %"
+    ]
+    for key in (key for key in summary if key.startswith(("sampled/pass@", "sampled/majority@"))):
+        lines.append(f"  {key.removeprefix('sampled/'):<14} {summary[key]:.1f} %")
     return lines
 
 
@@ -115,7 +135,13 @@ def checkpoint_folder(checkpoint: str) -> str:
 
 
 def evaluate_checkpoint(
-    cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None, run_config: Path | None = None
+    cfg: RunConfig,
+    checkpoint: str,
+    *,
+    split: str,
+    output: Path | None,
+    run_config: Path | None = None,
+    sampling: Sampling = Sampling(),
 ) -> EvalResult:
     from rich.progress import Progress
 
@@ -130,11 +156,22 @@ def evaluate_checkpoint(
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(f"eval {cfg.task}", total=len(examples))
         result = evaluate_model(
-            loaded.model, loaded.processor, examples, cfg, progress=lambda n: progress.advance(bar, n)
+            loaded.model,
+            loaded.processor,
+            examples,
+            cfg,
+            progress=lambda n: progress.advance(bar, n),
+            sampling=sampling,
         )
     local = Path(folder)
     provenance = eval_provenance(
-        cfg, checkpoint=checkpoint, model_folder=folder, split=split, examples=examples, run_config=run_config
+        cfg,
+        checkpoint=checkpoint,
+        model_folder=folder,
+        split=split,
+        examples=examples,
+        run_config=run_config,
+        sampling=sampling,
     )
     out_dir = output or (
         (local if local.is_dir() else Path("results") / "eval" / folder.replace("/", "--"))
@@ -160,8 +197,11 @@ def run_eval_command(
     rescore: Path | None,
     scoring: str | None,
     overrides: list[str],
+    sampling: Sampling = Sampling(),
 ) -> EvalResult:
     extra = [f"eval.scoring={scoring}"] if scoring else []
+    if sampling.k and rescore is not None:
+        raise ConfigError("--samples draws new completions from a model; it does not combine with --rescore")
     if limit and split == "heldout":
         raise ConfigError("--limit works with --split test or train; the held-out set is evaluated whole")
     if limit:
@@ -193,4 +233,6 @@ def run_eval_command(
         return rescore_file(rescore, task=task, scoring=cfg.eval.scoring, output=output)
     if checkpoint is None:
         raise ConfigError("pass --checkpoint DIR_OR_HUB_ID (or --rescore FILE to re-score saved completions)")
-    return evaluate_checkpoint(cfg, checkpoint, split=split, output=output, run_config=run_config)
+    return evaluate_checkpoint(
+        cfg, checkpoint, split=split, output=output, run_config=run_config, sampling=sampling
+    )
