@@ -89,6 +89,7 @@ def train(
     name="eval",
     epilog="Examples:\n\n"
     "    mr1 eval --checkpoint tiny-base --task counting --limit 50\n\n"
+    "    mr1 eval --checkpoint tiny-base --task counting --split heldout --samples 8   # + pass@k, majority@8\n\n"
     "    mr1 eval --checkpoint <RUN_DIR> --task geometry   # a run from `mr1 train`, scored with its own config\n\n"
     "    mr1 eval --checkpoint Qwen/Qwen2-VL-2B-Instruct --task geometry --profile paper --limit 100\n\n"
     "    mr1 eval --rescore <SAVED_COMPLETIONS.json> --task geometry --scoring strict" + PLACEHOLDERS,
@@ -121,12 +122,22 @@ def evaluate(
     scoring: Annotated[
         str | None, typer.Option(help="headline scoring mode: r1v or strict (both are always saved)")
     ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="also sample K completions per example at the RL settings (rl.temperature, rl.top_p, "
+            "rl.top_k): mean sampled accuracy, pass@k (unbiased estimator, k = 1, 2, 4, … K) and majority@K"
+        ),
+    ] = 0,
+    sample_seed: Annotated[int, typer.Option(help="seed of the --samples draws")] = 0,
     overrides: EvalOverrides = None,
 ) -> None:
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
+    from mr1cli.evaluation.sampled import Sampling
     from mr1cli.experiments.evaluations import run_eval_command
 
     _at_least(limit, 0, "--limit", "(0 = all examples)")
+    _at_least(samples, 0, "--samples", "(0 = greedy only)")
     if rescore is not None:
         input_file(rescore, "--rescore")
     if output is not None:
@@ -143,6 +154,7 @@ def evaluate(
         rescore=rescore,
         scoring=scoring,
         overrides=list(overrides or []),
+        sampling=Sampling(k=samples, seed=sample_seed),
     )
 
 
@@ -259,6 +271,46 @@ def export(
     from mr1cli.models.export import export_checkpoint
 
     console.print(f"wrote {export_checkpoint(checkpoint, output_dir(out, '--out'), merge=merge)}")
+
+
+@app.command(
+    name="base",
+    epilog="Examples:\n\n    mr1 base              # build once (13 min on 2 cores) or reuse, and check the hash\n\n"
+    "    mr1 base --rebuild    # delete the cached base and build it again",
+)
+def base(
+    rebuild: Annotated[bool, typer.Option(help="delete the cached tiny base and build it again")] = False,
+    record: Annotated[
+        bool,
+        typer.Option(
+            help="maintainers: write its hash as the expected one (after a tiny-base config change)"
+        ),
+    ] = False,
+) -> None:
+    """Build (once) the tiny base the tiny profile starts from, and check its weights' sha256 against
+    the expected one (experiments/profiles/tiny-base.expected.json)."""
+    import time
+
+    from mr1cli.zoo import builds
+
+    log_to_console(console)
+    started = time.monotonic()
+    final = builds.rebuild_tiny_base() if rebuild else builds.ensure_tiny_base()
+    if record:
+        console.print(
+            f"wrote {builds.record_expected(final, time.monotonic() - started if rebuild else None)}"
+        )
+    found, expected = builds.weights_sha256(final), builds.expected_sha256(final.parent.name)
+    verdict = (
+        "no expected hash for this config"
+        if expected is None
+        else ("matches" if found == expected else "DIFFERS")
+    )
+    out = Console()
+    out.print(f"tiny base  {final}", soft_wrap=True, highlight=False)
+    out.print(f"sha256     {found}  ({verdict})", soft_wrap=True, highlight=False)
+    if expected is not None and found != expected:
+        out.print(f"expected   {expected}", soft_wrap=True, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
