@@ -134,6 +134,11 @@ def main(argv: list[str]) -> None:
         log_to_console(Console(stderr=True))
     configs = {task: config_from_dict(values) for task, values in plan["configs"].items()}
     tasks = list(configs)
+    logger.info(
+        "generating the warm-up sets (%s) on %d process(es), then training; the first lines come in 1–3 min",
+        ", ".join(configs[t].data.warmup.replace("{task}", t) for t in tasks),
+        state.num_processes,
+    )
     for task in tasks[state.process_index :: state.num_processes]:  # the warm-up sets, in parallel
         load_examples(configs[task], "warmup", task)
     state.wait_for_everyone()
