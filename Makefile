@@ -25,17 +25,21 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 
 # All tests: the fast suite, then the slow end-to-end suites. pytest exits 5 when it
 # collects nothing, which fails the target like any other failure.
-# The `paper` tests (the paper profile at real size, ~12–15 min on 2 CPU cores) are left to `test-paper`.
+# The `paper` tests (the paper profile at real size, several minutes on 2 CPU cores) are left to `test-paper`.
 # The tests install the bench extra (TRL) so that the TRL comparisons and the GPU check's CPU smoke run.
+# One pytest worker per CPU (pytest-xdist), each test file on one worker, one torch thread each: the
+# tests that want more threads or processes ask for them themselves.
+TEST_WORKERS ?= auto
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 test: setup-bench
-	$(BIN)/python -m pytest -m "not slow and not paper" -q
-	$(BIN)/python -m pytest -m "slow and not paper" -q --durations=8
+	$(PYTEST) -m "not slow and not paper"
+	$(PYTEST) -m "slow and not paper" --durations=8
 
 test-fast: setup-bench
-	$(BIN)/python -m pytest -m "not slow and not paper" -q
+	$(PYTEST) -m "not slow and not paper"
 
 test-slow: setup-bench
-	$(BIN)/python -m pytest -m "slow and not paper" -q --durations=8
+	$(PYTEST) -m "slow and not paper" --durations=8
 
 test-paper: setup
 	$(BIN)/python -m pytest -m paper -q -s

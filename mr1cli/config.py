@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mr1cli.core.aggregation import LOSS_AGGREGATIONS, aggregation_error
 from mr1cli.core.errors import ConfigError
 
 # The repository's experiments/ folder: profiles, experiment specs and the paper's numbers.
@@ -53,7 +54,12 @@ class ModelConfig:
     name_or_path: str = _f(
         "tiny-base", "hub id, local checkpoint folder, or 'tiny-base' (the embedded tiny model, warmed up)"
     )
-    dtype: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), bfloat16, float16 or float32")
+    dtype: str = _f(
+        "auto",
+        "the COMPUTE dtype: auto (bfloat16 on CUDA, float32 on CPU), bfloat16 or float32. Trained weights, "
+        "their gradients and AdamW moments stay float32 (master weights) and the forward runs under "
+        "autocast; frozen weights (the reference model, LoRA's base) are stored in this dtype",
+    )
     attn_implementation: str = _f(
         "sdpa", "sdpa, eager, or flash_attention_2 (used when flash-attn is installed)"
     )
@@ -67,8 +73,12 @@ class ModelConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
-        if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
-            raise ConfigError(f"model.dtype must be auto, bfloat16, float16 or float32, got '{self.dtype}'")
+        if self.dtype == "float16":
+            raise ConfigError(
+                "model.dtype=float16 is not supported (it needs loss scaling): use bfloat16 or float32"
+            )
+        if self.dtype not in ("auto", "bfloat16", "float32"):
+            raise ConfigError(f"model.dtype must be auto, bfloat16 or float32, got '{self.dtype}'")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ConfigError("model.min_pixels must be positive and at most model.max_pixels")
 
@@ -121,7 +131,11 @@ class TrainConfig:
     prompts_per_step: int = _f(
         16, "prompts per optimizer step across all processes (paper: 1 × 8 GPUs × 2 accumulation)"
     )
-    micro_batch: int = _f(1, "prompts per forward/backward on one process (G completions each for GRPO)")
+    micro_batch: int = _f(
+        1,
+        "prompts per forward/backward on one process (G completions each for GRPO; rollouts are sampled "
+        "in rl.rollout_batch chunks)",
+    )
     lr_scheduler: str = _f("constant", "constant, linear or cosine decay after warm-up")
     warmup_ratio: float = _f(0.0, "fraction of steps spent warming the learning rate up linearly")
     weight_decay: float = _f(0.0, "AdamW weight decay")
@@ -131,11 +145,19 @@ class TrainConfig:
     save_minutes: float = _f(
         5.0, "also write a checkpoint when this many minutes have passed since the last (0 = off)"
     )
-    eval_every: int = _f(0, "evaluate on the test set every N steps (0 = only at the end); feeds figure 1")
+    eval_every: int = _f(
+        0,
+        "evaluate on the test set every N steps (0 = never while training; `mr1 eval` after); feeds figure 1",
+    )
     probe_every: int = _f(
         0, "score the held-out probe (data.probe_size) every N steps (0 = every train.eval_every steps)"
     )
     log_every: int = _f(1, "write metrics every N optimizer steps")
+    engine: str = _f(
+        "mr1",
+        "training engine: mr1 (mr1's own loop, every method) or trl (TRL's GRPOTrainer for grpo and "
+        "grpo-d, with mr1's data, prompts, rewards and β schedule; needs the trl extra); same run directory",
+    )
     report_to: list[str] = _f(
         [],
         "experiment trackers through accelerate, e.g. [tensorboard, wandb, mlflow] (the trackers extra); "
@@ -185,6 +207,12 @@ class RLConfig:
         "reference, old-policy and policy forwards; same loss. The policy update falls back to full "
         "sequences under gradient checkpointing or with several processes",
     )
+    rollout_batch: int = _f(
+        0,
+        "prompts sampled together in one call, G completions each (0 = all of this process's prompts of the "
+        "step); the update then runs in train.micro_batch chunks. Sampling is seeded per prompt, so this "
+        "changes speed and memory, not the draws",
+    )
     min_completion_length: int = _f(
         0,
         "new tokens sampled before an end-of-sequence token may end a rollout (0 = off; "
@@ -199,14 +227,33 @@ class RLConfig:
     epsilon_low: float = _f(0.2, "lower clip range of the importance ratio")
     epsilon_high: float = _f(0.2, "upper clip range of the importance ratio")
     num_iterations: int = _f(1, "μ: policy updates per batch of rollouts (paper / R1-V: 1, ratio ≡ 1)")
-    loss_aggregation: str = _f("sequence_mean", "sequence_mean (GRPO) or token_mean")
+    loss_aggregation: str = _f(
+        "sequence_mean", "; ".join(f"{name}: {meaning}" for name, meaning in LOSS_AGGREGATIONS.items())
+    )
     skip_zero_advantage_steps: bool = _f(
         True,
         "skip the update of a step in which every group scored its G completions equally (no "
         "policy-gradient signal; the β·KL term is then not applied either); `mr1 bench` turns it off",
     )
 
+    rollout_engine: str = _f(
+        "hf",
+        "what samples the rollouts: hf (the policy in the training process) or vllm (vLLM colocated on the "
+        "training GPUs; needs train.engine=trl, a CUDA GPU and the vllm extra)",
+    )
+    vllm_gpu_memory_utilization: float = _f(
+        0.3, "rl.rollout_engine=vllm: fraction of each GPU's memory vLLM may take (TRL's default 0.3)"
+    )
+    vllm_sleep_mode: bool = _f(
+        False,
+        "rl.rollout_engine=vllm: offload vLLM's weights and KV cache during the update (less memory, slower)",
+    )
+
     def __post_init__(self) -> None:
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ConfigError(
+                f"rl.vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}"
+            )
         if self.num_generations < 2:
             raise ConfigError(
                 f"rl.num_generations (G) must be >= 2 for group-relative advantages, got {self.num_generations}"
@@ -219,6 +266,10 @@ class RLConfig:
             raise ConfigError(f"rl.top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"rl.top_p must be in (0, 1], got {self.top_p}")
+        if self.rollout_batch < 0:
+            raise ConfigError(
+                f"rl.rollout_batch must be >= 0 (0 = all of the step's prompts), got {self.rollout_batch}"
+            )
         if self.max_prompt_length < 1 or self.max_completion_length < 1:
             raise ConfigError("rl.max_prompt_length and rl.max_completion_length must be >= 1")
         if not 0 <= self.min_completion_length <= self.max_completion_length:
@@ -231,10 +282,8 @@ class RLConfig:
                 raise ConfigError(f"rl.{name} must be >= 0, got {getattr(self, name)}")
         if self.num_iterations < 1:
             raise ConfigError(f"rl.num_iterations must be >= 1, got {self.num_iterations}")
-        if self.loss_aggregation not in ("sequence_mean", "token_mean"):
-            raise ConfigError(
-                f"rl.loss_aggregation must be sequence_mean or token_mean, got '{self.loss_aggregation}'"
-            )
+        if self.loss_aggregation not in LOSS_AGGREGATIONS:
+            raise ConfigError(f"rl.loss_aggregation: {aggregation_error(self.loss_aggregation)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,7 +341,7 @@ UNSCORED_TRAIN_KEYS = ("save_every", "save_minutes", "log_every", "report_to")
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     method: str = _f("grpo-d", "sft, grpo or grpo-d")
-    task: str = _f("counting", "counting or geometry")
+    task: str = _f("counting", "a registered task (mr1cli.tasks.TASKS), e.g. counting or geometry")
     profile: str = _f("", "the profile the config was built from (recorded, not used)")
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -320,9 +369,9 @@ class RunConfig:
 
 
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, help) for every leaf field: feeds `mr1 train --help-config` and the README."""
+    """(key, default, help) for every leaf field: feeds `mr1 config` and the README."""
     rows: list[tuple[str, str, str]] = []
-    instance = cls() if cls is not RunConfig else RunConfig()
+    instance = cls()
     for f in dataclasses.fields(cls):
         value = getattr(instance, f.name)
         if dataclasses.is_dataclass(value):

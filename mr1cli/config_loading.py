@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import types
 import typing
 from pathlib import Path
@@ -20,9 +19,11 @@ from typing import Any
 
 import yaml
 
-from mr1cli.config import PROFILES_DIR, RunConfig
+from mr1cli.config import PROFILES_DIR, RunConfig, describe_fields
+from mr1cli.core.engines import ENGINES, check_engine
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import (
+    KL_SCHEDULES,
     build_schedule,
     schedule_from_settings,
     schedule_parameters,
@@ -30,9 +31,10 @@ from mr1cli.core.kl_schedules import (
 )
 from mr1cli.core.methods import METHODS
 from mr1cli.core.registry import did_you_mean
-from mr1cli.core.rewards import REWARDS
-from mr1cli.core.task import SCORING_MODES, get_task
-from mr1cli.models.sampling import SAMPLERS
+from mr1cli.core.task import SCORING_MODES
+from mr1cli.models.samplers import SAMPLERS
+from mr1cli.tasks import get_task
+from mr1cli.tasks.rewards import REWARDS
 
 # Keys of earlier versions, and where their meaning lives now.
 MOVED_KEYS = {
@@ -111,10 +113,10 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     for name, value in values.items():
         key = f"{prefix}{name}"
         if name not in types_by_name:
-            if key in MOVED_KEYS or key.split(".")[0] in MOVED_KEYS:
+            if key in MOVED_KEYS:
                 raise ConfigError(f"config key '{key}' is now '{MOVED_KEYS[key]}'")
-            choices = [f"{prefix}{known}" for known in types_by_name]
-            raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, choices)}")
+            hint = did_you_mean(key, known_keys(), listing="`mr1 config` lists every key")
+            raise ConfigError(f"unknown config key '{key}'{hint}")
         annotation = types_by_name[name]
         if dataclasses.is_dataclass(annotation):
             if not isinstance(value, dict):
@@ -123,6 +125,13 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         else:
             kwargs[name] = _coerce(key, value, annotation)
     return cls(**kwargs)
+
+
+def known_keys() -> list[str]:
+    """Every config key a user can set, the KL schedules' and the rewards' included."""
+    keys = [key for key, _, _ in describe_fields()]
+    keys += [f"rl.kl.{p}" for name in KL_SCHEDULES.names() for p in ("name", *schedule_parameters(name))]
+    return keys + [f"reward.weights.{name}" for name in REWARDS.names()]
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -239,10 +248,14 @@ def check_names(cfg: RunConfig) -> RunConfig:
         REWARDS.get(name)
     for key, mode in (("reward.scoring", cfg.reward.scoring), ("eval.scoring", cfg.eval.scoring)):
         if mode not in SCORING_MODES:
-            raise ConfigError(f"{key} must be one of {', '.join(SCORING_MODES)}, got '{mode}'")
+            raise ConfigError(f"{key} must be one of {', '.join(sorted(SCORING_MODES))}, got '{mode}'")
     SAMPLERS.get(cfg.rl.sampler)
     if cfg.rl.kl:
         schedule_from_settings(cfg.rl.kl)
+    check_engine(cfg.train.engine, cfg.method, METHODS.get(cfg.method).recipe, cfg.rl.rollout_engine)
+    refusal = ENGINES.get(cfg.train.engine).refusals(cfg)
+    if refusal:
+        raise ConfigError(refusal)
     return cfg
 
 
@@ -303,80 +316,3 @@ def upgrade_saved_config(values: dict[str, Any]) -> dict[str, Any]:
         if section in values:
             upgraded[section] = content
     return upgraded
-
-
-# ---------------------------------------------------------------- where a profile's values come from
-# The paper profile marks every value it sets with its source ("paper", "inferred (R1-V)", "ours") in a
-# comment on the key's line; `mr1 train --show-config` prints the resolved config with those comments.
-
-_LINE = re.compile(r"^(?P<indent> *)(?P<key>[\w.-]+):(?P<value>[^#]*?)\s*(?:#\s*(?P<comment>.*))?$")
-_FLOW_KEY = re.compile(r"([\w.-]+)\s*:")
-
-
-def yaml_key_comments(text: str) -> dict[str, str]:
-    """Dotted key → the comment on its line, for block-style YAML (a flow mapping's comment covers its keys).
-
-    >>> yaml_key_comments("train:\\n  lr: 1.0e-6   # R1-V\\n  seed: 1\\nrl: {beta: 0.04}  # paper\\n")
-    {'train.lr': 'R1-V', 'rl.beta': 'paper'}
-    """
-    comments: dict[str, str] = {}
-    stack: list[tuple[int, str]] = []
-    for line in text.splitlines():
-        match = _LINE.match(line)
-        if match is None:
-            continue
-        indent, key, value = len(match["indent"]), match["key"], match["value"].strip()
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        path = [name for _, name in stack] + [key]
-        if not value:
-            stack.append((indent, key))
-        elif match["comment"] and value.startswith("{"):
-            for inner in _FLOW_KEY.findall(value):
-                comments[".".join([*path, inner])] = match["comment"].strip()
-        elif match["comment"]:
-            comments[".".join(path)] = match["comment"].strip()
-    return comments
-
-
-def profile_sources(profile_file: Path, task: str, method: str) -> dict[str, str]:
-    """Config key → source comment from a profile's `base`, `by_task.<task>` and `by_method.<method>` (later wins)."""
-    comments = yaml_key_comments(profile_file.read_text())
-    sources: dict[str, str] = {}
-    for prefix in ("base.", f"by_task.{task}.", f"by_method.{method}."):
-        sources |= {key[len(prefix) :]: note for key, note in comments.items() if key.startswith(prefix)}
-    return sources
-
-
-def annotate_yaml(text: str, sources: dict[str, str]) -> str:
-    """`text` (a YAML dump of a config) with `# source` after each key that has one.
-
-    >>> print(annotate_yaml("train:\\n  lr: 1.0e-06\\n  seed: 42\\n", {"train.lr": "R1-V"}), end="")
-    train:
-      lr: 1.0e-06  # R1-V
-      seed: 42
-    """
-    lines, stack = [], []
-    for line in text.splitlines():
-        match = _LINE.match(line)
-        if match is not None:
-            indent = len(match["indent"])
-            while stack and stack[-1][0] >= indent:
-                stack.pop()
-            key = ".".join([name for _, name in stack] + [match["key"]])
-            if not match["value"].strip():
-                stack.append((indent, match["key"]))
-            elif key in sources:
-                line = f"{line}  # {sources[key]}"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
-
-
-def annotated_config(cfg: RunConfig, profile: str, task: str, method: str) -> str:
-    """The resolved config as YAML, each value a profile sets commented with its source (`--show-config`)."""
-    sources = profile_sources(profile_path(profile), task, method)
-    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)
-    return (
-        f"# resolved config; a comment gives the source of a value set by profile '{profile}'\n"
-        + annotate_yaml(text, sources)
-    )

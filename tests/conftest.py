@@ -79,3 +79,15 @@ def mini_grid(tiny_model_dir, tmp_path_factory):
     command = [sys.executable, "-m", "mr1cli", "reproduce", "exp3-same-task", "--profile", "mini"]
     subprocess.run(command, cwd=clean, env=clean_env, check=True, capture_output=True)
     return root, specs, env, clean
+
+
+@pytest.fixture(scope="session")
+def answering_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model after 30 SFT steps on counting answers in the training wording: its GRPO rollouts
+    earn some accuracy reward (a fresh model earns none, so every GRPO step would be skipped)."""
+    from support import tiny_sft_config
+
+    from mr1cli.training import run_training
+
+    cfg = tiny_sft_config(tiny_model_dir, "train.max_steps=30", "sft.eval_wording_frac=0")
+    return run_training(cfg, output_dir=tmp_path_factory.mktemp("answering") / "sft")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -163,7 +164,7 @@ def torch_threads(threads: int, *, deterministic: bool = False) -> Iterator[None
 
 MINI_SPEC = """
 name: exp3-same-task
-table: same-task
+report: exp3-same-task
 figures: [table1_same_task]
 seeds: {mini: 1}
 grids:
@@ -207,3 +208,10 @@ def same_tables(a: Path, b: Path, experiment: str = "exp3-same-task") -> None:
     for name in ("records.jsonl", "table.csv", "table.md"):
         left = (a / "results" / experiment / name).read_bytes()
         assert left == (b / "results" / experiment / name).read_bytes(), name
+
+
+def sigint_as_at_a_terminal() -> None:
+    """`preexec_fn` for a child that the test will Ctrl-C: a shell that starts a job in the background
+    (`nohup make test &`) ignores SIGINT for it, the child inherits that, and Python then installs no
+    KeyboardInterrupt handler, so the signal would be lost whatever mr1 does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

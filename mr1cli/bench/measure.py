@@ -123,10 +123,15 @@ def kv_bytes_per_token(config, dtype_bytes: int) -> int:
     return 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * dtype_bytes
 
 
-def decoder_weight_bytes(model: torch.nn.Module) -> int:
+def decoder_weight_bytes(model: torch.nn.Module, bytes_per_weight: int | None = None) -> int:
     """Bytes of the weights a decode step reads: every parameter outside the vision tower (the tied
-    embedding counted once, as the LM head that reads all of it)."""
-    return sum(p.numel() * p.element_size() for name, p in model.named_parameters() if "visual" not in name)
+    embedding counted once, as the LM head that reads all of it), at `bytes_per_weight` (the compute
+    dtype's: autocast reads its cached bf16 copies of float32 master weights) or as stored."""
+    return sum(
+        p.numel() * (bytes_per_weight or p.element_size())
+        for name, p in model.named_parameters()
+        if "visual" not in name
+    )
 
 
 def device_bandwidth_gbps(device_name: str) -> float | None:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from rich.table import Table
 
-from mr1cli.data.files import atomic_write_text
+from mr1cli.files import atomic_write_text
 
 PACKAGES = ("mr1cli", "torch", "transformers", "trl", "accelerate")
 PHASE_LABELS = {

@@ -166,7 +166,7 @@ def bench_grpo(
     logger.info("bench %s: loading both trainers from %s on %s", profile, model_path, device)
     recipe = GRPORecipe(cfg, examples, model_path, model_path, total, Accelerator(cpu=device.type == "cpu"))
     m = cfg.model
-    trl_policy = load_for_config(model_path, m, device=str(device), trainable=False)
+    trl_policy = load_for_config(model_path, m, device=str(device))  # float32 master weights, as mr1's
     mr1_records: list[dict[str, float]] = []
 
     def mr1_step(step: int, trl_record: dict[str, float]) -> None:

@@ -18,8 +18,8 @@ from mr1cli.bench.measure import (
 )
 from mr1cli.bench.report import device_name, environment
 from mr1cli.config import RunConfig
-from mr1cli.core.task import get_task
 from mr1cli.models.batching import chat_prompt, encode_prompts
+from mr1cli.tasks import get_task
 
 PHASES = ("generation", "reference", "update", "other")
 
@@ -83,7 +83,7 @@ def assemble(profile, spec, cfg, device, model_path, recipe, mr1_records, trl_re
             "completion_length": rl.max_completion_length,
             "beta": beta,
             "learning_rate": train.learning_rate,
-            "dtype": str(next(policy.parameters()).dtype).replace("torch.", ""),
+            "dtype": str(recipe.precision.compute).replace("torch.", ""),  # compute; master weights float32
             "gradient_checkpointing": cfg.model.gradient_checkpointing,
             "mr1_sampler": rl.sampler,
             "mr1_shared_prompt_forward": rl.shared_prompt_forward,
@@ -110,8 +110,8 @@ def assemble(profile, spec, cfg, device, model_path, recipe, mr1_records, trl_re
 def roofline_report(policy, cfg: RunConfig, device: torch.device, trainers, recipe, bandwidth_gbps) -> dict:
     """Decoding bound (weights + KV read per step, at the mean context) against measured generation."""
     rl = cfg.rl
-    dtype_bytes = next(policy.parameters()).element_size()
-    weight_bytes = decoder_weight_bytes(policy)
+    dtype_bytes = recipe.precision.compute.itemsize  # decoding reads the compute-dtype copies
+    weight_bytes = decoder_weight_bytes(policy, dtype_bytes)
     batch = cfg.train.micro_batch * rl.num_generations  # sequences decoded together (both trainers)
     prompt_tokens = _mean_prompt_tokens(recipe, cfg)
     context = prompt_tokens + rl.max_completion_length / 2

@@ -1,7 +1,8 @@
 """Peak bytes of tensor storage allocated inside a window, on any device (CPU included).
 
 A dispatch mode sees every tensor an operator returns; each new storage is counted until Python
-frees it (a weakref finalizer). Tensors created before the window (the weights) are not counted, so
+frees it (a weakref finalizer). Tensors created before the window (the weights) are not counted, nor
+their views (an output that shares an input's storage is not a new allocation), so
 the peak is what the window's work adds: activations, logits, gradients, optimizer temporaries. On
 CPU there is no allocator to ask (`torch.cuda.max_memory_allocated` is CUDA only), and the process
 RSS also moves with the Python heap and the allocator's caching; this count is exact.
@@ -36,8 +37,11 @@ class TensorPeak(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
+        inputs = {_key(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
         for value in tree_flatten(out)[0]:
-            if isinstance(value, torch.Tensor) and value.device.type != "meta":
+            # A view or an in-place result shares an input's storage: nothing new (a weight's `.t()`
+            # view saved for the backward is the weight, made before the window).
+            if isinstance(value, torch.Tensor) and value.device.type != "meta" and _key(value) not in inputs:
                 self._count(value.untyped_storage())
         return out
 
@@ -52,3 +56,7 @@ class TensorPeak(TorchDispatchMode):
 
     def _free(self, key: int) -> None:
         self.live_bytes -= self._live.pop(key, 0)
+
+
+def _key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage().data_ptr()

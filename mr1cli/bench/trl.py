@@ -1,12 +1,10 @@
 """TRL's GRPOTrainer set up to do exactly the work of one mr1 GRPO run, with its step timed and split.
 
-Matching (see `trl_config`): the same checkpoint folder (TRL loads its own reference from it too),
-the same prompts in the same order (a dataset laid out step by step, no shuffling), G, prompts per
-step, micro-batch, sampling (temperature, top-p, top-k, the vision marker tokens suppressed), a fixed
-completion length (`min_new_tokens` = `max_new_tokens`, so no rollout stops early at EOS), constant β,
-the clipped loss with the per-sequence mean (`loss_type="grpo"`), AdamW with the same learning rate,
-betas, ε and weight decay, a constant LR, the same gradient clipping, no gradient checkpointing unless
-mr1 uses it, the model's own dtype (no autocast), no vLLM, no logging, saving or evaluation.
+It is the TRL engine's own trainer (`train.engine=trl`, mr1cli/training/engines/): the same GRPOConfig
+mapping, step-ordered dataset, reward functions and trainer class, so `mr1 bench grpo` times the two
+engines as users run them. The bench config (`bench_config`) adds what makes the work identical and
+its time comparable: the same checkpoint folder, a fixed completion length (no rollout stops early at
+EOS), constant β, no skipping of zero-advantage steps, no probe; here TRL also logs and saves nothing.
 
 The trainer runs its own `train()` loop; a callback closes TRL's step k at `on_step_end` and hands
 control to `between_steps(k)` (mr1's step k), so the two alternate in one process. A TRL step is timed
@@ -25,91 +23,24 @@ import torch
 
 from mr1cli.bench.measure import MemoryMeter, now, synchronize
 from mr1cli.config import RunConfig
-from mr1cli.core.rewards import score_completion
-from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import forbidden_token_ids
+from mr1cli.training.engines.trl_data import reward_functions, trl_dataset
+from mr1cli.training.engines.trl_mapping import grpo_config_kwargs
 
 
-def trl_dataset(cfg: RunConfig, examples: Sequence[Example], plan: Sequence[Sequence[int]]):
-    """One row per prompt, step after step in the order of `plan` (TRL repeats each row G times)."""
-    from datasets import Dataset
-
-    task, m = get_task(cfg.task), cfg.model
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": task.train_prompt(examples[i].question)}],
-            "image": examples[i].load_image(max_pixels=m.max_pixels, min_pixels=m.min_pixels),
-            "truth": examples[i].truth,
-        }
-        for step in plan
-        for i in step
-    ]
-    return Dataset.from_list(rows)
-
-
-def mr1_reward(cfg: RunConfig) -> Callable[..., list[float]]:
-    """mr1's weighted reward (accuracy + α·format) as one TRL reward function."""
-
-    def reward(prompts, completions, truth, **kwargs) -> list[float]:
-        return [
-            score_completion(
-                c[0]["content"], t, task=cfg.task, weights=cfg.reward.weights, scoring=cfg.reward.scoring
-            ).total
-            for c, t in zip(completions, truth, strict=True)
-        ]
-
-    reward.__name__ = "mr1_reward"
-    return reward
-
-
-def trl_config(cfg: RunConfig, *, beta: float, max_steps: int, output_dir: str, device: torch.device):
-    """A GRPOConfig doing the same work as mr1 with `cfg` (β constant)."""
+def trl_config(
+    cfg: RunConfig, *, beta: float, max_steps: int, output_dir: str, device: torch.device, forbidden=()
+):
+    """The TRL engine's GRPOConfig for `cfg` (β constant), on `device`, logging and saving nothing."""
     from trl import GRPOConfig
 
-    rl, train = cfg.rl, cfg.train
-    if train.prompts_per_step % train.micro_batch:
+    if cfg.train.prompts_per_step % cfg.train.micro_batch:
         raise ValueError("the bench needs train.prompts_per_step to be a multiple of train.micro_batch")
-    return GRPOConfig(
-        output_dir=output_dir,
-        use_cpu=device.type == "cpu",
-        bf16=False,  # the model runs in the dtype it was loaded in, as in mr1 (no autocast)
-        fp16=False,
-        seed=train.seed,
-        max_steps=max_steps,
-        per_device_train_batch_size=train.micro_batch * rl.num_generations,  # completions
-        gradient_accumulation_steps=train.prompts_per_step // train.micro_batch,
-        num_generations=rl.num_generations,
-        shuffle_dataset=False,
-        learning_rate=train.learning_rate,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        weight_decay=train.weight_decay,
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        adam_epsilon=1e-8,
-        optim="adamw_torch",
-        max_grad_norm=train.max_grad_norm,
-        gradient_checkpointing=cfg.model.gradient_checkpointing,
-        beta=beta,
-        epsilon=rl.epsilon_low,
-        epsilon_high=rl.epsilon_high,
-        num_iterations=rl.num_iterations,
-        loss_type="grpo",  # per-completion token mean, then mean over completions: mr1's sequence_mean
-        scale_rewards="group",
-        temperature=rl.temperature,
-        top_p=rl.top_p,
-        top_k=rl.top_k,
-        max_completion_length=rl.max_completion_length,
-        use_vllm=False,
-        report_to="none",
-        logging_strategy="no",
-        save_strategy="no",
-        eval_strategy="no",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        log_completions=False,
+    kwargs = grpo_config_kwargs(
+        cfg, output_dir=output_dir, total_steps=max_steps, beta=beta, forbidden_tokens=forbidden
     )
+    return GRPOConfig(**kwargs | {"use_cpu": device.type == "cpu", "logging_strategy": "no"})
 
 
 class TRLStepTimer:
@@ -196,21 +127,24 @@ def run_trl(
     """Train TRL for len(plan) steps, calling `between_steps(k, record of TRL step k)` after its step k;
     return TRL's per-step records."""
     from transformers import PrinterCallback, TrainerCallback
-    from trl import GRPOTrainer
+
+    from mr1cli.training.engines.trl_trainer import Mr1GRPOTrainer
 
     processor.tokenizer.padding_side = "left"  # TRL re-encodes prompts for the forward pass
     with tempfile.TemporaryDirectory(prefix="mr1-bench-trl-") as output_dir:
-        args = trl_config(cfg, beta=beta, max_steps=len(plan), output_dir=output_dir, device=device)
-        args.generation_kwargs = {
-            "min_new_tokens": cfg.rl.max_completion_length,  # fixed length: EOS cannot end a rollout early
-            "suppress_tokens": forbidden_token_ids(processor),  # as mr1: no vision marker tokens sampled
-        }
-        trainer = GRPOTrainer(
+        # rl.min_completion_length = max (bench_config): EOS cannot end a rollout early; the vision
+        # marker tokens are never sampled, as in mr1
+        forbidden = forbidden_token_ids(processor)
+        args = trl_config(
+            cfg, beta=beta, max_steps=len(plan), output_dir=output_dir, device=device, forbidden=forbidden
+        )
+        trainer = Mr1GRPOTrainer(
             model=model,
-            reward_funcs=[mr1_reward(cfg)],
+            reward_funcs=reward_functions(cfg),
             args=args,
-            train_dataset=trl_dataset(cfg, examples, plan),
+            train_dataset=trl_dataset(cfg, examples, [i for step in plan for i in step]),
             processing_class=processor,
+            mr1_config=cfg,
         )
         trainer.remove_callback(PrinterCallback)  # its end-of-training metrics dict would land on stdout
         timer = TRLStepTimer(trainer, device, meter)

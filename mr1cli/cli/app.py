@@ -1,4 +1,8 @@
-"""The `mr1` command line: parse, build the config, call one function. Nothing else lives here."""
+"""The `mr1` command line: parse, build the config, call one function. Nothing else lives here.
+
+Every command imports what it needs inside its function, so `mr1 --help`, `--version`, `config`,
+`status`, `figures` and every mistake on the command line start without torch
+(tests/unit/test_startup.py checks it)."""
 
 from __future__ import annotations
 
@@ -9,13 +13,23 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mr1cli import __version__
 from mr1cli.cli import launch as grid
 from mr1cli.cli.bench import bench_app
 from mr1cli.cli.data import data_app
-from mr1cli.cli.options import PLACEHOLDERS, ClickException, EvalOverrides, Overrides, Profile, Task, console
+from mr1cli.cli.options import (
+    PLACEHOLDERS,
+    TASK_HELP,
+    ClickException,
+    EvalOverrides,
+    Overrides,
+    Profile,
+    Task,
+    console,
+)
 from mr1cli.cli.options import at_least as _at_least
-from mr1cli.core.errors import Mr1Error
-from mr1cli.data.paths import input_dir, input_file, output_dir
+from mr1cli.cli.paths import input_dir, input_file, output_dir
+from mr1cli.core.errors import ConfigError, Mr1Error
 from mr1cli.training.progress import log_to_console
 
 app = typer.Typer(
@@ -26,6 +40,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mr1 {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    pass
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
@@ -34,6 +66,7 @@ app.add_typer(bench_app, name="bench")
     epilog="Examples:\n\n"
     "    mr1 train --method grpo-d --task counting\n\n"
     "    mr1 train --method grpo --task geometry rl.kl.beta=0.02 reward.weights.format=0\n\n"
+    "    mr1 train --method grpo-d --task counting --engine trl   # TRL's GRPOTrainer (needs the trl extra)\n\n"
     "    accelerate launch --config_file experiments/accelerate/8gpu.yaml -m mr1cli train "
     "--method grpo-d --task geometry --profile paper\n\n"
     "    mr1 train --method sft --task counting --output results/runs/my-sft\n\n"
@@ -56,8 +89,16 @@ def train(
         bool, typer.Option(help="continue the run in the output directory from its last checkpoint")
     ] = False,
     show_config: Annotated[
-        bool, typer.Option(help="print the resolved config, with each profile value's source, and exit")
+        bool,
+        typer.Option(
+            help="print the resolved config, with each profile value's source (and with --engine trl the TRL "
+            "GRPOConfig it builds), and exit"
+        ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="training engine, mr1 or trl (the same as train.engine=...)", show_default=False),
+    ] = None,
     overrides: Overrides = None,
 ) -> None:
     """Fine-tune a model with SFT, GRPO or GRPO-D on one task."""
@@ -68,21 +109,30 @@ def train(
     if output is not None:
         output_dir(output, "--output")
     extra = [f"model.name_or_path={model}"] if model else []
+    extra += [f"train.engine={engine}"] if engine else []
     cfg = load_config(
         method=method, task=task, profile=profile, config_file=config, overrides=[*extra, *(overrides or [])]
     )
     if show_config:
-        from mr1cli.config_loading import annotated_config
+        from mr1cli.config_sources import annotated_config
+        from mr1cli.training.engines import engine_config_text
 
-        return typer.echo(annotated_config(cfg, profile, task, method))
-    from mr1cli.experiments.single_run import train_one
+        return typer.echo(annotated_config(cfg, profile, task, method) + engine_config_text(cfg))
+    from mr1cli.runs.train import train_one
 
     log_to_console(console)
     rerun = ["mr1", "train", "--method", method, "--task", task, "--profile", profile]
     rerun += ["--model", model] if model else []
     rerun += ["--config", str(config)] if config else []
+    rerun += ["--engine", engine] if engine else []
     final = train_one(cfg, output=output, resume=resume, rerun=rerun, overrides=list(overrides or []))
-    console.print(f"final model: {final}  (metrics: {final.parent / 'metrics.jsonl'})")
+    from shlex import quote
+
+    for line in (
+        f"final model: {quote(str(final))}  (metrics: {quote(str(final.parent / 'metrics.jsonl'))})",
+        f"next: mr1 eval --checkpoint {quote(str(final.parent))} --task {task}",
+    ):  # whole lines (a terminal soft-wraps them), so that a path or the command copies whole
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command(
@@ -133,8 +183,8 @@ def evaluate(
     overrides: EvalOverrides = None,
 ) -> None:
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
-    from mr1cli.evaluation.sampled import Sampling
-    from mr1cli.experiments.evaluations import run_eval_command
+    from mr1cli.core.sampled_stats import Sampling
+    from mr1cli.runs.eval import run_eval_command
 
     _at_least(limit, 0, "--limit", "(0 = all examples)")
     _at_least(samples, 0, "--samples", "(0 = greedy only)")
@@ -163,6 +213,7 @@ def evaluate(
     "    mr1 reproduce all                       # the embedded tiny profile, CPU, offline\n\n"
     "    mr1 reproduce exp1-format-reward --seeds 3\n\n"
     "    mr1 reproduce exp3-same-task --profile paper --jobs 4 --gpus-per-run 2\n\n"
+    "    mr1 reproduce exp3-same-task --profile paper --engine trl --gpus-per-run 8   # TRL's GRPOTrainer\n\n"
     "    mr1 reproduce all --profile paper --launcher slurm --slurm partition=gpu --slurm time=4:00:00"
 )
 def reproduce(
@@ -179,10 +230,11 @@ def reproduce(
     ] = False,
     jobs: grid.Jobs = 1,
     gpus_per_run: grid.GpusPerRun = None,
-    distributed: grid.Distributed = "ddp",
+    distributed: grid.Distributed = "fsdp2",
     launcher: grid.Launcher = "local",
     slurm: grid.Slurm = None,
     detach: grid.Detach = False,
+    engine: grid.Engine = "",
 ) -> None:
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
     from mr1cli.experiments.reproduce import reproduce as run_reproduce
@@ -192,7 +244,13 @@ def reproduce(
     log_to_console(console)
     options = grid.launch_options(jobs, gpus_per_run, distributed, detach, slurm)
     run_reproduce(
-        experiment, profile=profile, seeds=seeds or 0, dry_run=dry_run, launcher=launcher, options=options
+        experiment,
+        profile=profile,
+        seeds=seeds or 0,
+        dry_run=dry_run,
+        launcher=launcher,
+        options=options,
+        engine=engine,
     )
 
 
@@ -206,7 +264,7 @@ def figures(
     ),
 ) -> None:
     """Redraw every table and figure from saved results only (no training)."""
-    from mr1cli.experiments.figures import make_all
+    from mr1cli.reporting.figures import make_all
 
     written = make_all(input_dir(results, "--results"))
     console.print(f"wrote {len(written)} tables and figures under {results}")
@@ -221,13 +279,13 @@ def figures(
 )
 def config_keys(
     method: Annotated[str, typer.Option(help="sft, grpo or grpo-d")] = "grpo-d",
-    task: Annotated[str, typer.Option(help="counting or geometry")] = "counting",
+    task: Annotated[str, typer.Option(help=TASK_HELP)] = "counting",
     profile: Profile = "tiny",
     config: Annotated[Path | None, typer.Option(help="YAML file layered over the profile")] = None,
     overrides: Overrides = None,
 ) -> None:
     """List every config key: resolved value, default, the layer that set it, and its help."""
-    from mr1cli.experiments.config_keys import config_listing
+    from mr1cli.cli.config_keys import config_listing
 
     if config is not None:
         input_file(config, "--config")
@@ -240,7 +298,8 @@ def config_keys(
 
 @app.command(
     epilog="Examples:\n\n    mr1 plan --method grpo-d --task counting --profile paper --gpu h100-80gb --gpus 8\n\n"
-    "    mr1 plan --method grpo-d --task geometry --gpu rtx4090 model.lora.enabled=true --zero 0"
+    "    mr1 plan --method grpo-d --task counting --gpu a100-40gb --gpus 8 --fsdp\n\n"
+    "    mr1 plan --method grpo-d --task geometry --gpu rtx4090 model.lora.enabled=true"
 )
 def plan(
     method: Annotated[str, typer.Option(help="sft, grpo or grpo-d")],
@@ -250,13 +309,23 @@ def plan(
         str | None, typer.Option(help="h100-80gb, a100-80gb, rtx4090… (default: detected)")
     ] = None,
     gpus: Annotated[int, typer.Option(help="GPUs the run uses (0 = the detected count, else 1)")] = 0,
-    zero: Annotated[int, typer.Option(help="DeepSpeed ZeRO stage of the launch (0 = one GPU or DDP)")] = 0,
+    fsdp: Annotated[
+        bool,
+        typer.Option(
+            "--fsdp",
+            help="the run is sharded with FSDP2 over its GPUs (--distributed fsdp2, "
+            "experiments/accelerate/fsdp2.yaml); without it: one GPU or DDP",
+        ),
+    ] = False,
+    zero: Annotated[str | None, typer.Option(hidden=True)] = None,
     overrides: Overrides = None,
 ) -> None:
     """Estimate peak GPU memory and time per step, term by term; say whether it fits and what would."""
     from mr1cli.planning.command import plan_command
 
-    Console().print(plan_command(method, task, profile, gpu, gpus, zero, list(overrides or [])))
+    if zero is not None:
+        raise ConfigError("--zero: ZeRO was removed: use --fsdp (FSDP2)")
+    Console().print(plan_command(method, task, profile, gpu, gpus, fsdp, list(overrides or [])))
 
 
 @app.command(
@@ -316,7 +385,7 @@ def base(
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except Mr1Error as error:
         console.print(f"[bold red]{error.label}:[/] " + escape(str(error)), highlight=False, soft_wrap=True)
         return error.exit_code
@@ -339,4 +408,6 @@ def main(argv: list[str] | None = None) -> int:
     except ClickException as error:  # usage errors: unknown option, missing argument
         error.show()
         return error.exit_code
-    return 0
+    if code == 130:  # typer turns a Ctrl-C that no command handled into exit code 130, silently
+        console.print("interrupted: stopped by Ctrl-C", highlight=False)
+    return code if isinstance(code, int) else 0

@@ -9,7 +9,7 @@ import typer
 
 from mr1cli.cli.options import PLACEHOLDERS, Task, console
 from mr1cli.cli.options import at_least as _at_least
-from mr1cli.data.paths import input_dir, output_dir, output_file
+from mr1cli.cli.paths import input_dir, output_dir, output_file
 from mr1cli.training.progress import log_to_console
 
 data_app = typer.Typer(
@@ -23,7 +23,13 @@ data_app = typer.Typer(
 )
 def data_make(
     task: Task,
-    split: Annotated[str, typer.Option(help="train, warmup (the tiny base's warm-up set) or test (shifted)")],
+    split: Annotated[
+        str,
+        typer.Option(
+            help="train, warmup (the tiny base's warm-up set), heldout (more of the training "
+            "distribution, never trained on) or test (shifted)"
+        ),
+    ],
     n: Annotated[int, typer.Option(help="number of examples")],
     out: Annotated[Path, typer.Option(help="output folder (refused if it holds a different dataset)")],
     seed: Annotated[int, typer.Option(help="generator seed; the same seed gives byte-identical files")] = 0,

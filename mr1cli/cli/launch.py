@@ -16,24 +16,39 @@ Jobs = Annotated[
 GpusPerRun = Annotated[
     int | None,
     typer.Option(
-        help="GPUs per run: each worker's CUDA_VISIBLE_DEVICES slice; > 1 starts `accelerate launch` "
-        "(default: 1 where GPUs are visible, else 0)",
+        help="GPUs per training run: each worker's CUDA_VISIBLE_DEVICES slice, or each SLURM training "
+        "job's; > 1 starts `accelerate launch` (--distributed) (default: 1 where GPUs are visible, else 0; "
+        "slurm: the profile's launch.slurm.gpus)",
         show_default=False,
     ),
 ]
-Distributed = Annotated[str, typer.Option(help="multi-GPU runs: ddp or zero3 (DeepSpeed ZeRO-3)")]
+Distributed = Annotated[
+    str,
+    typer.Option(
+        help="multi-GPU runs: fsdp2 (weights, gradients, optimizer state sharded: the least memory) or ddp "
+        "(a whole copy per GPU: faster where it fits; `mr1 plan --gpus K [--fsdp]` says which fits)"
+    ),
+]
 Launcher = Annotated[
     str, typer.Option(help="local (worker processes here) or slurm (one job per run, submitit)")
 ]
 Slurm = Annotated[
     list[str] | None,
     typer.Option(
-        help="SLURM resources KEY=VALUE (over the profile's launch.slurm): cpus, mem, time, partition, "
-        "account, nodes, sbatch=qos:high,constraint:a100",
+        help="SLURM resources KEY=VALUE (over the profile's launch.slurm): gpus, cpus_per_gpu (8), "
+        "mem_per_gpu (64G), time (24:00:00, training), eval_time (4:00:00), cpus, mem, partition, account, "
+        "nodes, sbatch=qos:high,constraint:a100",
         show_default=False,
     ),
 ]
 Detach = Annotated[bool, typer.Option(help="slurm: submit and return; rerun the command to collect")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="training engine of the grid's GRPO / GRPO-D runs: mr1 or trl (train.engine; SFT always runs on "
+        "mr1's; empty: each config's own)"
+    ),
+]
 
 
 def launch_options(
@@ -60,11 +75,11 @@ def status(
     ],
     profile: Annotated[str, typer.Option(help="the profile the grid was reproduced with")] = "tiny",
     seeds: Annotated[int, typer.Option(help="seeds per configuration (0: the profile's)")] = 0,
+    engine: Engine = "",
 ) -> None:
     """Every run of an experiment: done, running, partial, failed or not started, with its step,
     last metrics, where it runs (worker or SLURM job) and its log."""
-    from mr1cli.experiments.launch.display import status_table
-    from mr1cli.experiments.status import COLUMNS, status_rows
+    from mr1cli.experiments.launch.status import print_status, status_rows
 
-    rows = status_rows(experiment, profile=profile, seeds=seeds)
-    Console().print(status_table(f"{experiment} ({profile} profile)", COLUMNS, rows))
+    rows = status_rows(experiment, profile=profile, seeds=seeds, engine=engine)
+    print_status(Console(), f"{experiment} ({profile} profile)", rows)

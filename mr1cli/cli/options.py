@@ -21,6 +21,31 @@ def _no_type_for_flags(option: typer.core.TyperOption, ctx: object) -> str | Non
 typer.core.TyperOption.display_type_rich = _no_type_for_flags
 
 
+def _examples_never_wrapped(format_help):
+    """typer's rich help wraps the epilog at the terminal's width, breaking example commands in
+    two; this prints the epilog after the rest, each line whole (a terminal soft-wraps a long one,
+    and copying it still gives one line)."""
+
+    def formatted(command, ctx, formatter) -> None:
+        epilog = command.epilog
+        if not epilog or command.rich_markup_mode is None:
+            return format_help(command, ctx, formatter)
+        command.epilog = None
+        try:
+            format_help(command, ctx, formatter)
+        finally:
+            command.epilog = epilog
+        out = Console()
+        for line in ["", *epilog.strip("\n").splitlines(), ""]:
+            out.print(f" {line}".rstrip(), soft_wrap=True, markup=False, highlight=False)
+
+    return formatted
+
+
+for _command in (typer.core.TyperCommand, typer.core.TyperGroup):
+    _command.format_help = _examples_never_wrapped(_command.format_help)
+
+
 def at_least(value: int, minimum: int, option: str, note: str = "") -> None:
     if value < minimum:
         raise ConfigError(f"{option} must be >= {minimum}{' ' + note if note else ''}, got {value}")
@@ -37,4 +62,5 @@ EvalOverrides = Annotated[
 ]
 PLACEHOLDERS = "\n\nWords in <ANGLE_BRACKETS> are placeholders for your own paths."
 Profile = Annotated[str, typer.Option(help="tiny (embedded, CPU, offline) or paper (Qwen2-VL-2B, real data)")]
-Task = Annotated[str, typer.Option(help="counting or geometry")]
+TASK_HELP = "a registered task, e.g. counting or geometry"  # the CLI starts without loading the tasks
+Task = Annotated[str, typer.Option(help=TASK_HELP)]

@@ -26,14 +26,18 @@ class TrainingHalted(Mr1Error):
     exit_code = 3
 
 
-class TrainingInterrupted(Mr1Error):
-    """Ctrl-C (SIGINT) or SIGTERM during training: a checkpoint was written; the message says how to resume."""
+class Interrupted(Mr1Error):
+    """Ctrl-C (SIGINT) or SIGTERM: the message says what was kept and how to go on."""
 
     label = "interrupted"
 
     def __init__(self, message: str, *, signal_number: int = 2) -> None:
         super().__init__(message)
         self.exit_code = 128 + signal_number  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+
+
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C (SIGINT) or SIGTERM during training: a checkpoint was written; the message says how to resume."""
 
 
 class RunsFailed(Mr1Error):

@@ -4,7 +4,7 @@ Notation follows the paper (paper.md, "Method"): G completions per prompt, rewar
 advantage Â_i, importance ratio ρ_t = π_θ / π_old, clip range ε, KL weight β.
 Shapes: N = number of completions in the batch (prompts × G), T = completion length.
 
-Conventions (tested in tests/test_grpo.py):
+Conventions (tested in tests/unit/test_grpo.py):
 - the group standard deviation is the *unbiased* one (torch.std default, as TRL and
   R1-V compute it), and the advantage is (r − mean) / (std + eps) with eps = 1e-4;
 - the loss is minimised, so it is the negated objective.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-AGGREGATIONS = ("sequence_mean", "token_mean")
+from mr1cli.core.aggregation import aggregation_error
 
 
 def group_advantages(rewards: Tensor, num_generations: int, eps: float = 1e-4) -> Tensor:
@@ -88,8 +88,8 @@ def clipped_surrogate(
 def aggregate(per_token: Tensor, mask: Tensor, mode: str = "sequence_mean") -> Tensor:
     """Reduce a per-token quantity to a scalar over the completion tokens in `mask`.
 
-    sequence_mean: mean over each completion's tokens, then mean over completions (GRPO).
-    token_mean: sum over all tokens / number of tokens (longer completions weigh more).
+    `mode` is one of core/aggregation.py's LOSS_AGGREGATIONS: sequence_mean (mean over each
+    completion's tokens, then over completions: GRPO) or token_mean (sum over all tokens / their count).
 
     >>> x = torch.tensor([[1.0, 3.0], [5.0, 0.0]]); m = torch.tensor([[1, 1], [1, 0]])
     >>> aggregate(x, m, "sequence_mean"), aggregate(x, m, "token_mean")
@@ -102,7 +102,7 @@ def aggregate(per_token: Tensor, mask: Tensor, mode: str = "sequence_mean") -> T
         return (masked.sum(dim=1) / lengths).mean()  # []
     if mode == "token_mean":
         return masked.sum() / mask.sum().clamp(min=1.0)  # []
-    raise ValueError(f"unknown loss aggregation '{mode}' (choose from: {', '.join(AGGREGATIONS)})")
+    raise ValueError(aggregation_error(mode))
 
 
 def sampled_token_entropy(logp_sampled: Tensor, mask: Tensor) -> Tensor:

@@ -49,7 +49,8 @@ class KLSchedule:
         last = max(total_steps - 1, 1)  # t; a one-step run is s = 0 of t = 1
         return float(self.value(min(max(step, 0), last), last))
 
-    def value(self, step: int, total_steps: int) -> float:
+    def value(self, step: int, last_step: int) -> float:
+        """β(s) for s = `step` in [0, t], t = `last_step` (the last step's index, ≥ 1)."""
         raise NotImplementedError
 
     def can_be_positive(self, total_steps: int) -> bool:
@@ -84,7 +85,7 @@ class Constant(KLSchedule):
 
     formula = "β(s) = β"
 
-    def value(self, step: int, total_steps: int) -> float:
+    def value(self, step: int, last_step: int) -> float:
         return self.beta
 
 
@@ -106,15 +107,15 @@ class Dynamic(Ramp):
         super().__post_init__()
         self._require_min_le_max()
 
-    def value(self, step: int, total_steps: int) -> float:
+    def value(self, step: int, last_step: int) -> float:
         beta_mid = (self.beta_min + self.beta_max) / 2
-        explore_steps = self.explore_frac * total_steps  # w
+        explore_steps = self.explore_frac * last_step  # w
         if step <= explore_steps:
             if explore_steps == 0:
                 return self.beta_min
             return beta_mid - (beta_mid - self.beta_min) * step / explore_steps  # Eq. 3, s ≤ w
         return self.beta_min + (self.beta_max - self.beta_min) * (step - explore_steps) / (
-            total_steps - explore_steps
+            last_step - explore_steps
         )  # Eq. 3, w < s ≤ t
 
 
@@ -129,8 +130,8 @@ class Linear(Ramp):
 
     formula = "β_min + (β_max − β_min)·s/t"
 
-    def value(self, step: int, total_steps: int) -> float:
-        return self.beta_min + (self.beta_max - self.beta_min) * step / total_steps
+    def value(self, step: int, last_step: int) -> float:
+        return self.beta_min + (self.beta_max - self.beta_min) * step / last_step
 
 
 @KL_SCHEDULES.register("cosine")
@@ -144,9 +145,9 @@ class Cosine(Ramp):
 
     formula = "β_min + (β_max − β_min)·(1 − cos(π·s/t))/2"
 
-    def value(self, step: int, total_steps: int) -> float:
+    def value(self, step: int, last_step: int) -> float:
         return (
-            self.beta_min + (self.beta_max - self.beta_min) * (1 - math.cos(math.pi * step / total_steps)) / 2
+            self.beta_min + (self.beta_max - self.beta_min) * (1 - math.cos(math.pi * step / last_step)) / 2
         )
 
 
@@ -166,8 +167,8 @@ class Exponential(Ramp):
         if self.beta_min <= 0 or self.beta_max <= 0:
             raise ConfigError("the exponential KL schedule needs rl.kl.beta_min > 0 and rl.kl.beta_max > 0")
 
-    def value(self, step: int, total_steps: int) -> float:
-        return self.beta_min * (self.beta_max / self.beta_min) ** (step / total_steps)
+    def value(self, step: int, last_step: int) -> float:
+        return self.beta_min * (self.beta_max / self.beta_min) ** (step / last_step)
 
 
 @KL_SCHEDULES.register("step")
@@ -182,8 +183,8 @@ class Step(Ramp):
     explore_frac: float = 0.3
     formula = "s≤w: β_min;  s>w: β_max"
 
-    def value(self, step: int, total_steps: int) -> float:
-        return self.beta_min if step <= self.explore_frac * total_steps else self.beta_max
+    def value(self, step: int, last_step: int) -> float:
+        return self.beta_min if step <= self.explore_frac * last_step else self.beta_max
 
 
 def schedule_parameters(name: str) -> tuple[str, ...]:

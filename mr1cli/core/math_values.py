@@ -7,8 +7,6 @@ import logging
 import re
 import threading
 
-from math_verify import parse, verify
-
 _UNIT_SUFFIX = re.compile(r"\s*(?:degrees?|°|cm|mm|dm|km|m|units?)(?:\^\{?[23]\}?|²|³)?\s*$", re.IGNORECASE)
 # Outside the main thread math-verify's signal-based timeouts cannot work, so we turn them off
 # there (see safe_parse); it would warn about that on every call.
@@ -55,9 +53,14 @@ def _in_main_thread() -> bool:
 
 
 def safe_parse(text: str) -> list:
-    """math-verify's parse of defused text; with its timeout wherever signals work (main thread)."""
+    """math-verify's parse of defused text; with its timeout wherever signals work (main thread).
+    math-verify (and sympy under it, about a second) is imported on the first call, not at startup."""
+    from math_verify import parse
+
     return parse(defuse(text), parsing_timeout=5 if _in_main_thread() else None)
 
 
 def safe_verify(gold: list, answer: list) -> bool:
+    from math_verify import verify
+
     return bool(verify(gold, answer, timeout_seconds=5 if _in_main_thread() else None))

@@ -14,7 +14,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from math import comb
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """`mr1 eval --samples K`: K completions per example (0 = greedy only), drawn from `seed`."""
+
+    k: int = 0
+    seed: int = 0
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -1,8 +1,8 @@
 """A task = prompt templates + ground-truth parsing + answer scoring + its synthetic generator and
-per-task config defaults, registered together by name.
+per-task config defaults; and the scoring modes a task is judged under.
 
-Task plugins live in the `mr1cli.tasks` package (one file each); the registry imports that package
-the first time a task is looked up, so every list of tasks is read from this one registry.
+This is the base class only: the registry of tasks (`TASKS`) and the built-in tasks live one floor
+up, in `mr1cli.tasks`, which every user of a task imports.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from mr1cli.core.answer_format import has_think_answer_format
+from mr1cli.core.r1v import r1v_accuracy_reward, r1v_format_reward
 from mr1cli.core.registry import Registry
 
-SCORING_MODES = ("r1v", "strict")
 # R1-V's instruction, which every published prompt ends with (paper.md, "Prompts"); each task's
 # templates put their own opening before it ("Output", "First output").
 THINK_ANSWER_INSTRUCTION = (
@@ -77,13 +78,48 @@ class Task(ABC):
         return [self.config_defaults.get("*", {}), self.config_defaults.get(profile, {})]
 
 
-TASKS: Registry[Task] = Registry("task", plugins="mr1cli.tasks")
+@dataclass(frozen=True)
+class ScoringMode:
+    """How a completion is judged under one scoring mode: accuracy(completion, truth, task) and
+    format(completion), each 1.0 or 0.0; the training rewards and the evaluation read the same."""
+
+    accuracy: Callable[[str, str, Task], float]
+    format: Callable[[str], float]
+    description: str
 
 
-def get_task(name: str) -> Task:
-    return TASKS.get(name)
+# The one list of scoring modes (`reward.scoring`, `eval.scoring`); a task's scorer takes one of them.
+SCORING_MODES: Registry[ScoringMode] = Registry("scoring mode")
+SCORING_MODES.add(
+    "strict",
+    ScoringMode(
+        lambda completion, truth, task: float(task.is_correct(completion, truth, "strict")),
+        lambda completion: float(has_think_answer_format(completion)),
+        "ours: only the single <answer> span is scored; format = one think block, one answer block, "
+        "whitespace around them allowed, no nested or repeated tags",
+    ),
+)
+SCORING_MODES.add(
+    "r1v",
+    ScoringMode(
+        lambda completion, truth, task: r1v_accuracy_reward(completion, truth),  # the same for every task
+        r1v_format_reward,
+        "R1-V's training rewards: math-verify on the whole completion, then exact match of the <answer> "
+        "contents; format = fullmatch of <think>.*?</think>\\s*<answer>.*?</answer>",
+    ),
+)
 
 
 def check_mode(mode: str) -> None:
+    """ValueError unless `mode` is a registered scoring mode (a task's scorer calls this first).
+
+    >>> check_mode("strict")
+    >>> check_mode("lenient")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown scoring mode 'lenient' (choose from: r1v, strict)
+    """
     if mode not in SCORING_MODES:
-        raise ValueError(f"unknown scoring mode '{mode}' (choose from: {', '.join(SCORING_MODES)})")
+        raise ValueError(
+            f"unknown scoring mode '{mode}' (choose from: {', '.join(sorted(SCORING_MODES.names()))})"
+        )

@@ -16,16 +16,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mr1cli.core.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
     explicit = os.environ.get("MR1_CACHE")
     if explicit:
-        return Path(explicit).expanduser()
+        return _usable(Path(explicit).expanduser(), f"MR1_CACHE={explicit}")
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Caches" / "mr1"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mr1"
+
+
+def _usable(path: Path, named: str) -> Path:
+    """`path`, unless it (or the nearest part of it that exists) is a file: a folder cannot be made there."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+        raise ConfigError(f"{named} {where}; point MR1_CACHE at a folder (or unset it for the default cache)")
+    return path
 
 
 @contextmanager

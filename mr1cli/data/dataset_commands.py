@@ -13,7 +13,7 @@ from mr1cli.core.errors import ConfigError, DataError
 from mr1cli.data.contact_sheet import make_contact_sheet
 from mr1cli.data.sources import load_split
 from mr1cli.data.summary import summarize
-from mr1cli.data.synthetic.splits import write_split
+from mr1cli.data.synthetic import write_split
 
 console = Console(stderr=True)
 

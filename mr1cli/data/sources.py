@@ -16,7 +16,6 @@ Rows are numbered from 1 in every error message (a jsonl row number is its line 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import re
@@ -28,10 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mr1cli.core.errors import ConfigError, DataError
-from mr1cli.core.task import get_task
 from mr1cli.data.adapters import WHOLE_ROW, RowError, RowOrigin, detect_schema, image_column, row_to_example
 from mr1cli.data.cache import default_cache_dir
 from mr1cli.data.example import Example
+from mr1cli.data.json_rows import Row, json_rows
+from mr1cli.hub import hub_host, hub_usable, probe_failed
+from mr1cli.tasks import get_task
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -44,8 +45,6 @@ _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
 _DATA_SUFFIXES = (".parquet", ".jsonl", ".json", ".arrow", ".csv")
 KNOWN_SPLITS = ("train", "test", "validation", "valid", "val", "dev", "eval")
 _SYNTHETIC = re.compile(r"^(?P<task>[a-z]+)-(?P<split>[a-z]+)(?:-(?P<n>\d+))?$")
-
-Row = tuple[int, dict[str, object] | RowError]
 
 
 @dataclass(frozen=True)
@@ -219,7 +218,7 @@ def _file_table(path: Path, image_root: Path) -> Table:
     if path.suffix == ".parquet":
         return _parquet_table(path, image_root)
     if path.suffix in (".jsonl", ".json"):
-        rows = _json_rows(path)
+        rows = json_rows(path)
         columns: dict[str, None] = {}
         for _, row in rows:
             if isinstance(row, dict):
@@ -234,41 +233,6 @@ def _file_table(path: Path, image_root: Path) -> Table:
     raise DataError(
         f"{path}: unsupported file type '{path.suffix}' (expected .parquet, .jsonl, .json or a folder)"
     )
-
-
-def _json_rows(path: Path) -> list[Row]:
-    """The rows of a jsonl file (numbered by line) or of a JSON list (numbered from 1)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            if exc.msg != "Extra data":  # "Extra data": one object per line, i.e. jsonl named .json
-                raise DataError(f"{path}: line {exc.lineno}: malformed JSON ({exc.msg})") from None
-        else:
-            if not isinstance(data, list):
-                raise DataError(f"{path}: expected a JSON list of rows, got a {type(data).__name__}")
-            return [(n, _as_row(item)) for n, item in enumerate(data, start=1)]
-    rows: list[Row] = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((line_no, _as_row(json.loads(line))))
-        except json.JSONDecodeError as exc:
-            rows.append(
-                (line_no, RowError(WHOLE_ROW, f"malformed JSON line ({exc.msg} at column {exc.colno})"))
-            )
-    return rows
-
-
-def _as_row(item: object) -> dict[str, object] | RowError:
-    if isinstance(item, dict):
-        return item
-    return RowError(WHOLE_ROW, f"expected a JSON object, got {type(item).__name__}")
 
 
 def _parquet_table(path: Path, image_root: Path) -> Table:
@@ -342,9 +306,15 @@ def _hub_tables(source: str, image_root: Path | None) -> list[Table]:
 
     dataset_id, _, split = source.partition(":")
     split = split or "train"
+    hub_usable()  # one probe; an unreachable hub turns this process offline (cached copies only)
     try:
         dataset = datasets.load_dataset(dataset_id, split=split)
     except (ConnectionError, FileNotFoundError) as exc:
+        if probe_failed():
+            raise DataError(
+                f"dataset {dataset_id} is not in the local Hugging Face cache, and the hub ({hub_host()[0]}) "
+                "cannot be reached from here; download it on a machine with network or pass a local path"
+            ) from None
         raise DataError(
             f"dataset {dataset_id} is not in the local Hugging Face cache; download it on a machine with "
             f"network or pass a local path ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
@@ -373,7 +343,7 @@ def _synthetic_file(source: str, task: str, cache_dir: Path, seed: int, image_si
     n = int(match["n"]) if match["n"] else SYNTHETIC_DEFAULT_N[split]
     if n < 1:
         raise ConfigError(f"bad synthetic source '{source}': the size must be at least 1")
-    synthetic = importlib.import_module("mr1cli.data.synthetic.splits")
+    synthetic = importlib.import_module("mr1cli.data.synthetic")
     version = synthetic.GENERATOR_VERSION
     name = f"{data_task}-{split}-{n}-s{seed}-v{version}" + ("" if image_size == 112 else f"-px{image_size}")
     out_dir = cache_dir / "synthetic" / name

@@ -14,13 +14,14 @@ from typing import Any
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import DataError
-from mr1cli.core.rewards import REWARD_MODES
-from mr1cli.core.task import SCORING_MODES, get_task
+from mr1cli.core.task import SCORING_MODES
 from mr1cli.data.example import Example
-from mr1cli.data.files import atomic_write_text
 from mr1cli.evaluation.provenance import row_fields
 from mr1cli.evaluation.sampled import Sampling, draw_samples, score_samples
+from mr1cli.files import atomic_write_text
 from mr1cli.models.batching import Decoding, chat_prompt, encode_prompts, generate
+from mr1cli.models.precision import model_precision
+from mr1cli.tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def score_rows(rows: Sequence[dict[str, Any]], task_name: str, scoring: str) -> 
             **row,
             "extracted_answer": task.extract_answer(completion, scoring),
             **{f"correct_{mode}": task.is_correct(completion, truth, mode) for mode in SCORING_MODES},
-            **{f"format_{mode}": bool(REWARD_MODES.get(mode).format(completion)) for mode in SCORING_MODES},
+            **{f"format_{mode}": bool(SCORING_MODES.get(mode).format(completion)) for mode in SCORING_MODES},
         }
         scored["correct"] = scored[f"correct_{scoring}"]
         scored["format"] = scored[f"format_{scoring}"]
@@ -87,29 +88,34 @@ def evaluate_model(
     sampling: Sampling = Sampling(),
 ) -> EvalResult:
     """Greedy answers for every example (and `sampling.k` sampled ones), scored as the config's
-    `eval` section says, on `cfg.task` or on `task_name` (cross-task evaluation)."""
+    `eval` section says, on `cfg.task` or on `task_name` (cross-task evaluation); the model computes
+    in `model.dtype` (autocast)."""
     task_name = task_name or cfg.task
     task = get_task(task_name)
     max_new_tokens = cfg.eval.max_new_tokens or task.eval_max_new_tokens
     batch_size = cfg.eval.batch_size
     pixels = {"max_pixels": cfg.model.max_pixels, "min_pixels": cfg.model.min_pixels}
+    precision = model_precision(
+        cfg.model.dtype, model
+    )  # the training policy's float32 weights run in bf16 too
     rows: list[dict[str, Any]] = []
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         prompts = [chat_prompt(processor, task.eval_prompt(ex.question)) for ex in chunk]
         images = [ex.load_image(**pixels) for ex in chunk]
         batch = encode_prompts(processor, prompts, images)
-        completions = generate(
-            model, processor, batch, Decoding(max_new_tokens=max_new_tokens, do_sample=False)
-        )
-        k = sampling.k
-        sampled = (
-            draw_samples(
-                model, processor, batch, cfg, sampling, max_new_tokens=max_new_tokens, first_example=start
+        with precision.autocast():
+            completions = generate(
+                model, processor, batch, Decoding(max_new_tokens=max_new_tokens, do_sample=False)
             )
-            if k
-            else []
-        )
+            k = sampling.k
+            sampled = (
+                draw_samples(
+                    model, processor, batch, cfg, sampling, max_new_tokens=max_new_tokens, first_example=start
+                )
+                if k
+                else []
+            )
         for i, (example, tokens) in enumerate(zip(chunk, completions, strict=True)):
             row = {
                 "id": example.id,
@@ -179,10 +185,15 @@ def write_eval_outputs(
     predictions = out_dir / "predictions.jsonl"
     metrics = out_dir / "metrics.json"
     extra = row_fields(provenance) if provenance else {}
-    atomic_write_text(
-        predictions,
-        "".join(json.dumps({**p, **extra}, ensure_ascii=False) + "\n" for p in result.predictions),
-    )
     summary = {**result.summary, "provenance": provenance} if provenance else result.summary
-    atomic_write_text(metrics, json.dumps(summary, indent=1))
+    metrics.unlink(missing_ok=True)  # metrics.json marks a finished evaluation: it goes first, comes last
+    try:
+        atomic_write_text(
+            predictions,
+            "".join(json.dumps({**p, **extra}, ensure_ascii=False) + "\n" for p in result.predictions),
+        )
+        atomic_write_text(metrics, json.dumps(summary, indent=1))
+    except BaseException:  # a full disk or Ctrl-C: leave nothing that looks like a result
+        predictions.unlink(missing_ok=True)
+        raise
     return predictions, metrics

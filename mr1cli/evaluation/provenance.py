@@ -13,8 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from mr1cli.config import RunConfig
+from mr1cli.core.sampled_stats import Sampling
 from mr1cli.data.example import Example
-from mr1cli.evaluation.sampled import Sampling, sampling_settings
+
+
+def sampling_settings(cfg: RunConfig, sampling: Sampling) -> dict[str, Any]:
+    """What the sampled completions depend on (recorded in the provenance and the folder name)."""
+    rl = cfg.rl
+    return {
+        "samples": sampling.k,
+        "temperature": rl.temperature,
+        "top_p": rl.top_p,
+        "top_k": rl.top_k,
+        "sampler": rl.sampler,
+        "seed": sampling.seed,
+    }
 
 
 def examples_hash(examples: Sequence[Example]) -> str:

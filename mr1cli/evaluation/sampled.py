@@ -9,38 +9,18 @@ statistics (pass@k, majority@k, mean sampled accuracy) are in `core/sampled_stat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from mr1cli.config import RunConfig
-from mr1cli.core.rewards import REWARD_MODES
-from mr1cli.core.sampled_stats import majority_vote, sampled_summary
-from mr1cli.core.task import get_task
+from mr1cli.core.sampled_stats import Sampling, majority_vote, sampled_summary
+from mr1cli.core.task import SCORING_MODES
 from mr1cli.models.batching import Decoding
 from mr1cli.models.sampling import SAMPLERS
+from mr1cli.tasks import get_task
 
-
-@dataclass(frozen=True)
-class Sampling:
-    """K completions per example (0 = greedy only), drawn from `seed`."""
-
-    k: int = 0
-    seed: int = 0
-
-
-def sampling_settings(cfg: RunConfig, sampling: Sampling) -> dict[str, Any]:
-    """What the sampled completions depend on (recorded in the provenance and the folder name)."""
-    rl = cfg.rl
-    return {
-        "samples": sampling.k,
-        "temperature": rl.temperature,
-        "top_p": rl.top_p,
-        "top_k": rl.top_k,
-        "sampler": rl.sampler,
-        "seed": sampling.seed,
-    }
+__all__ = ["Sampling", "batch_seed", "draw_samples", "score_samples"]
 
 
 def batch_seed(seed: int, first_example: int) -> int:
@@ -86,7 +66,7 @@ def score_samples(rows: list[dict[str, Any]], task_name: str, scoring: str) -> d
     (how many of K), `majority_answer` and `majority_correct`; rows without samples are left alone.
     """
     task = get_task(task_name)
-    format_reward = REWARD_MODES.get(scoring).format
+    format_reward = SCORING_MODES.get(scoring).format
     per_example: list[list[bool]] = []
     majority: list[bool] = []
     formats: list[bool] = []

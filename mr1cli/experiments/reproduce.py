@@ -15,17 +15,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from mr1cli.core.errors import RunsFailed
-from mr1cli.data.files import atomic_write_text
-from mr1cli.experiments.figures import make_figures
-from mr1cli.experiments.launch.base import LAUNCHERS, LaunchOptions
+from mr1cli.experiments.launch.base import LaunchOptions
 from mr1cli.experiments.launch.devices import cpu_budget
+from mr1cli.experiments.launch.plugins import LAUNCHERS
+from mr1cli.experiments.plan_status import plan_work
 from mr1cli.experiments.specs import PlannedRun, list_experiments, load_spec, plan
-from mr1cli.experiments.tables import write_tables
 from mr1cli.experiments.units import (
     Unit,
     base_folder,
@@ -34,9 +32,10 @@ from mr1cli.experiments.units import (
     grid_units,
     unit_done,
 )
-from mr1cli.experiments.verdicts import write_summary
-from mr1cli.training import run_training
-from mr1cli.training.run_dir import RunDir, default_run_dir
+from mr1cli.files import atomic_write_text
+from mr1cli.reporting.figures import write_report
+from mr1cli.reporting.summary import write_summary
+from mr1cli.training.run_dir import default_run_dir
 from mr1cli.zoo.builds import resolve_model
 
 logger = logging.getLogger(__name__)
@@ -44,12 +43,14 @@ logger = logging.getLogger(__name__)
 
 def execute(planned: list[PlannedRun], profile: str) -> list[dict[str, Any]]:
     """Train and evaluate every planned run (reusing finished work); return the records."""
+    from mr1cli.training.train import run_training  # torch: not for a dry run or a typo
+
     records = []
     total = sum(1 for run in planned if run.config is not None)
     done = 0
     for run in planned:
         if run.config is None:
-            model, folder = base_folder(profile)
+            model, folder = base_folder(profile, run.eval_tasks[0])
         else:
             done += 1
             logger.info(
@@ -116,28 +117,45 @@ def write_results(
     return out
 
 
-def describe_plan(planned: list[PlannedRun]) -> list[tuple[str, ...]]:
+def describe_plan(planned: list[PlannedRun], states: list[str]) -> list[tuple[str, ...]]:
+    """One table row per planned run; the base model's rows say "untrained" and have no seed."""
     rows = []
-    for run in planned:
-        status = "—"
-        if run.config is not None:
-            run_dir = RunDir(default_run_dir(run.config))
-            status = (
-                "done" if run_dir.is_done() else ("partial" if run_dir.metrics_file.exists() else "to train")
-            )
-        seed = str(run.seed) if run.config is not None else "—"
+    for run, state in zip(planned, states, strict=True):
+        trained = run.config is not None
         rows.append(
             (
                 run.grid,
                 run.method,
-                run.train_task or "—",
+                run.train_task or "(untrained)",
                 json.dumps(run.setting) if run.setting else "",
-                seed,
+                str(run.seed) if trained else "",
                 "→ " + ", ".join(run.eval_tasks),
-                status,
+                state,
             )
         )
     return rows
+
+
+def show_plan(
+    console: Console,
+    planned: dict[str, list[PlannedRun]],
+    profile: str,
+    results_root: Path,
+    where: dict[str, str] | None,
+) -> None:
+    """A table per experiment (each run, what is done, where it runs), then the estimate of the
+    time left: one line, from times measured on earlier runs (see plan_status.py)."""
+    work = plan_work([run for runs in planned.values() for run in runs], profile, results_root)
+    states = iter(work.states)
+    for experiment, runs in planned.items():
+        table = Table(title=f"{experiment} ({profile} profile)")
+        columns = ("grid", "method", "train", "setting", "seed", "eval", "status")
+        for column in (*columns, "where") if where is not None else columns:
+            table.add_column(column)
+        for run, row in zip(runs, describe_plan(runs, [next(states) for _ in runs]), strict=True):
+            table.add_row(*row, *((where.get(unit_name(run), "—"),) if where is not None else ()))
+        console.print(table)
+    console.print(work.summary(), soft_wrap=True, highlight=False)
 
 
 def unit_name(run: PlannedRun) -> str:
@@ -149,6 +167,8 @@ def build_shared_models(units: list[Unit]) -> None:
     """Build the named models the runs start from (the tiny base) here, with every CPU thread, before
     the workers start; otherwise the first worker builds it on its share of the threads while the
     others wait for it."""
+    import torch
+
     seen: set[str] = set()
     for unit in units:
         if unit.config is None or unit.config.model.name_or_path in seen or unit_done(unit):
@@ -171,6 +191,7 @@ def reproduce(
     results_root: Path = Path("results"),
     launcher: str = "local",
     options: LaunchOptions | None = None,
+    engine: str = "",
 ) -> list[Path]:
     """Run one experiment (or all three); return the output folders. With `--jobs N` or another
     launcher, the units of every named experiment are dispatched first, then tables are written
@@ -179,18 +200,10 @@ def reproduce(
     options = options or LaunchOptions()
     names = list_experiments() if name == "all" else [name]
     plans = {experiment: load_spec(experiment) for experiment in names}
-    planned = {experiment: plan(spec, profile, seeds) for experiment, spec in plans.items()}
+    planned = {experiment: plan(spec, profile, seeds, engine) for experiment, spec in plans.items()}
     chosen = LAUNCHERS.get(launcher)(options) if launcher != "local" or options.jobs > 1 else None
     units = grid_units([run for runs in planned.values() for run in runs], profile) if chosen else []
-    where = chosen.where(units) if chosen else None
-    for experiment, runs in planned.items():
-        table = Table(title=f"{experiment} ({profile} profile)")
-        columns = ("grid", "method", "train", "setting", "seed", "eval", "status")
-        for column in (*columns, "where") if where is not None else columns:
-            table.add_column(column)
-        for run, row in zip(runs, describe_plan(runs), strict=True):
-            table.add_row(*row, *((where.get(unit_name(run), "—"),) if where is not None else ()))
-        console.print(table)
+    show_plan(console, planned, profile, results_root, chosen.where(units) if chosen else None)
     if dry_run:
         if chosen:
             chosen.dry_run(units, console)
@@ -213,9 +226,7 @@ def reproduce(
             continue
         records = execute(planned[experiment], profile)
         out = write_results(experiment, spec, planned[experiment], records, results_root)
-        written = write_tables(results_root, experiment, spec["table"]) + make_figures(
-            results_root, experiment
-        )
+        written = write_report(results_root, experiment)
         console.print(f"{experiment}: wrote {out} ({len(written)} tables and figures)")
         outputs.append(out)
     summary = write_summary(results_root) if outputs else None

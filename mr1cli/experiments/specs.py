@@ -1,9 +1,10 @@
 """Experiment specs (experiments/<name>.yaml, discovered by listing the folder) and their plan: every
 (grid, method, task, setting, seed) with its resolved config and the tasks it is tested on.
 
-A spec lists grids (methods × tasks × varied config keys × seeds), which task each trained model
-is evaluated on (`same` or `other`), its table kind (`table:`, a function in `TABLES`) and its
-figures (`figures:`, functions in `FIGURES`).
+A spec lists grids (methods × tasks × varied config keys × seeds), which tasks each trained model
+is evaluated on (`same` or `other`), and the report that turns its results into a table, claims and
+figures (`report:`, a name in reporting.reports.REPORTS; `figures:` may pick some of its figures).
+A key a spec does not know is an error with a "did you mean", never silently ignored.
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ import yaml
 
 from mr1cli.config import EXPERIMENTS_DIR, RunConfig
 from mr1cli.config_loading import load_config
+from mr1cli.core.engines import ENGINES
 from mr1cli.core.errors import ConfigError
+from mr1cli.core.methods import METHODS
 from mr1cli.core.registry import did_you_mean
-from mr1cli.core.task import TASKS
-from mr1cli.experiments.figure_kit import FIGURES
-from mr1cli.experiments.tables import TABLES
+from mr1cli.reporting.reports import REPORTS
+from mr1cli.tasks import TASKS
+
+SPEC_KEYS = ("name", "description", "report", "figures", "seeds", "grids")
+GRID_KEYS = ("name", "methods", "tasks", "evaluate_on", "vary", "overrides", "include_base")
+EVALUATE_ON = ("same", "other")
+# keys of earlier specs, and what says the same now
+MOVED_SPEC_KEYS = {"table": "report (e.g. report: exp3-same-task)"}
 
 
 @dataclass(frozen=True)
@@ -58,32 +66,50 @@ def list_experiments() -> list[str]:
     return names
 
 
+def _check_keys(where: str, given: dict[str, Any], known: tuple[str, ...]) -> None:
+    """ConfigError naming the first key of `given` that is not in `known`, with a "did you mean"."""
+    for key in given:
+        if key in MOVED_SPEC_KEYS and key not in known:
+            raise ConfigError(f"{where}: '{key}' is now {MOVED_SPEC_KEYS[key]}")
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(str(key), list(known))}")
+
+
+def check_spec(spec: Any, where: str) -> dict[str, Any]:
+    """`spec` when every key, grid key and the report (and its figures) are known; else ConfigError."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("grids"), list) or not spec["grids"]:
+        raise ConfigError(f"{where}: an experiment spec needs a non-empty 'grids' list")
+    _check_keys(where, spec, SPEC_KEYS)
+    for number, grid in enumerate(spec["grids"], start=1):
+        if not isinstance(grid, dict):
+            raise ConfigError(f"{where}: grid {number} is not a mapping of keys")
+        _check_keys(f"{where}, grid {grid.get('name', number)}", grid, GRID_KEYS)
+    if "report" not in spec:
+        raise ConfigError(f"{where}: name its report, e.g. 'report: exp3-same-task' ({', '.join(REPORTS)})")
+    report = REPORTS.get(spec["report"])
+    for figure in spec.get("figures") or []:
+        if figure not in report.figures:
+            choices = list(report.figures)
+            raise ConfigError(
+                f"{where}: report '{report.name}' draws no figure '{figure}'{did_you_mean(figure, choices)}"
+            )
+    return spec
+
+
 def load_spec(name: str) -> dict[str, Any]:
-    """The spec `experiments/<name>.yaml`, with its table kind and figure names checked against the
-    registries (an experiment is one YAML; a new plot is one registered function)."""
+    """The spec `experiments/<name>.yaml`, checked (an experiment is one YAML file)."""
     known = list_experiments()
     if name not in known:
         raise ConfigError(f"unknown experiment '{name}'{did_you_mean(name, [*known, 'all'])}")
     path = specs_dir() / f"{name}.yaml"
-    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(spec.get("grids"), list) or not spec["grids"]:
-        raise ConfigError(f"{path}: an experiment spec needs a non-empty 'grids' list")
-    if "table" not in spec:
-        raise ConfigError(
-            f"{path}: name the table kind, e.g. 'table: same-task' ({', '.join(TABLES.names())})"
-        )
-    TABLES.get(spec["table"])
-    for figure in spec.get("figures") or []:
-        FIGURES.get(figure)
-    return spec
+    return check_spec(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
 
 
 def _eval_tasks(train_task: str, evaluate_on: str) -> tuple[str, ...]:
-    if evaluate_on == "same":
-        return (train_task,)
-    if evaluate_on == "other":
-        return tuple(t for t in TASKS.names() if t != train_task)
-    raise ConfigError(f"evaluate_on must be 'same' or 'other', got '{evaluate_on}'")
+    """The tasks a model trained on `train_task` is tested on: its own, or every other registered one."""
+    if evaluate_on not in EVALUATE_ON:
+        raise ConfigError(f"evaluate_on must be 'same' or 'other', got '{evaluate_on}'")
+    return (train_task,) if evaluate_on == "same" else tuple(t for t in TASKS.names() if t != train_task)
 
 
 def _profile_values(values: list[Any] | dict[str, list[Any]], profile: str, key: str) -> list[Any]:
@@ -100,8 +126,10 @@ def _profile_values(values: list[Any] | dict[str, list[Any]], profile: str, key:
     raise ConfigError(f"vary.{key}: no values for profile '{profile}' (give a list for it or for \"*\")")
 
 
-def plan(spec: dict[str, Any], profile: str, seeds: int) -> list[PlannedRun]:
-    """Every (grid, method, task, setting, seed) of the spec, with its resolved config."""
+def plan(spec: dict[str, Any], profile: str, seeds: int, engine: str = "") -> list[PlannedRun]:
+    """Every (grid, method, task, setting, seed) of the spec, with its resolved config. `engine` (e.g.
+    `trl`) trains the methods it supports (`train.engine`); the others stay on the config's engine."""
+    trains = ENGINES.get(engine).recipes if engine else ()
     profile_seeds = (spec.get("seeds") or {}).get(profile, 1)
     seed_values = range(seeds or profile_seeds)
     runs: list[PlannedRun] = []
@@ -120,6 +148,8 @@ def plan(spec: dict[str, Any], profile: str, seeds: int) -> list[PlannedRun]:
             ):
                 setting = dict(zip(vary, values, strict=True))
                 overrides = (*fixed, *(f"{k}={v}" for k, v in setting.items()), f"train.seed={seed}")
+                if METHODS.get(method).recipe in trains:
+                    overrides = (*overrides, f"train.engine={engine}")
                 config = load_config(method=method, task=task, profile=profile, overrides=list(overrides))
                 runs.append(
                     PlannedRun(grid["name"], method, task, seed, setting, eval_tasks, config, overrides)

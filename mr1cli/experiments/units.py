@@ -1,7 +1,7 @@
 """The grid's units of work, whichever process or machine runs them.
 
 A unit is one model to train (then evaluate on its eval tasks) or one evaluation of the base
-model. Units are keyed by their run directory, so a model two experiments share (exp2 and exp3) or
+model. Planning and reading units imports no torch (`mr1 status`, `--dry-run`); running one does. Units are keyed by their run directory, so a model two experiments share (exp2 and exp3) or
 a setting two grids share is trained once. `run_unit` is what a worker process executes; the
 in-process `execute` of `mr1 reproduce` uses the same evaluate_cached and base_folder.
 """
@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict, load_config
-from mr1cli.experiments.evaluations import evaluate_checkpoint
-from mr1cli.experiments.records import correctness_bits, read_jsonl
 from mr1cli.experiments.specs import PlannedRun
-from mr1cli.training import run_training
+from mr1cli.files import atomic_write_text
+from mr1cli.reporting.records import correctness_bits, read_jsonl
 from mr1cli.training.run_dir import RunDir, default_run_dir
-from mr1cli.zoo.builds import resolve_model
+from mr1cli.zoo.builds import model_folder, resolve_model
 
 
 def eval_config(profile: str, eval_task: str) -> RunConfig:
@@ -56,10 +56,15 @@ def evaluate_cached(
     model: str, folder: Path, profile: str, eval_task: str, trained_on: str | None = None
 ) -> None:
     """Evaluate `model` on the profile's test set of `eval_task` (and its held-out set), once each."""
+    from mr1cli.runs.eval import evaluate_checkpoint  # torch: only when something is evaluated
+
     for split in eval_splits(profile, eval_task, trained_on):
         out_dir = eval_dir(folder, profile, eval_task, split)
         if not (out_dir / "metrics.json").is_file():
+            started = time.monotonic()
             evaluate_checkpoint(eval_config(profile, eval_task), model, split=split, output=out_dir)
+            seconds = {"seconds": round(time.monotonic() - started, 1)}  # for the dry run's estimate
+            atomic_write_text(out_dir / "timing.json", json.dumps(seconds))
 
 
 def evaluation_fields(
@@ -84,14 +89,28 @@ def evaluation_fields(
     return fields
 
 
-def base_folder(profile: str) -> tuple[str, Path]:
-    """The profile's base model and where its evaluations are kept (keyed by the resolved model)."""
-    cfg = eval_config(profile, "counting")
+def _base_home(cfg: RunConfig, model: str) -> Path:
+    """Where the evaluations of base model `model` (a hub id or a folder) are kept: keyed by the
+    model's resolved folder, so every task whose profile names the same model shares one folder."""
+    key = hashlib.sha256(str(Path(model).resolve() if Path(model).exists() else model).encode()).hexdigest()
+    return default_run_dir(cfg).parent / f"base-{key[:10]}"
+
+
+def base_home(profile: str, task: str) -> tuple[Path | None, bool]:
+    """`base_folder`'s folder and whether the base model is built, building nothing (None where the
+    folder is known only once the model is built)."""
+    cfg = eval_config(profile, task)
+    model, built = model_folder(cfg.model.name_or_path, cfg)
+    if model is None or not built:
+        return (None, False) if model is None else (_base_home(cfg, str(Path(model).resolve())), False)
+    return _base_home(cfg, model), True
+
+
+def base_folder(profile: str, task: str) -> tuple[str, Path]:
+    """The profile's base model for `task` (built on first use) and where its evaluations are kept."""
+    cfg = eval_config(profile, task)
     resolved = resolve_model(cfg.model.name_or_path, cfg)
-    key = hashlib.sha256(
-        str(Path(resolved).resolve() if Path(resolved).exists() else resolved).encode()
-    ).hexdigest()[:10]
-    return resolved, default_run_dir(cfg).parent / f"base-{key}"
+    return resolved, _base_home(cfg, resolved)
 
 
 @dataclass(frozen=True)
@@ -134,14 +153,14 @@ class Unit:
 
 def grid_units(planned: list[PlannedRun], profile: str) -> list[Unit]:
     """The distinct units of one or more plans, in plan order (a shared run is listed once, with
-    every eval task any plan asks of it)."""
+    every eval task any plan asks of it). Nothing is built: a model is built when a unit runs."""
     units: dict[str, Unit] = {}
-    base = None
     for run in planned:
         if run.config is None:
-            base = base or base_folder(profile)[1]
             for task in run.eval_tasks:
-                units.setdefault(f"base/{task}", Unit(f"base/{task}", profile, base, (task,)))
+                if f"base/{task}" not in units:  # its folder is known without building the base model
+                    home = base_home(profile, task)[0] or base_folder(profile, task)[1]
+                    units[f"base/{task}"] = Unit(f"base/{task}", profile, home, (task,))
             continue
         known = units.get(run.name)
         tasks = (
@@ -166,8 +185,10 @@ def unit_done(unit: Unit) -> bool:
 
 def run_unit(unit: Unit, *, evaluate: bool = True) -> None:
     """Train (resuming from the newest checkpoint) and evaluate; a finished part is reused."""
+    from mr1cli.training.train import run_training  # torch: only in the process that trains
+
     if unit.config is None:
-        model, folder = base_folder(unit.profile)
+        model, folder = base_folder(unit.profile, unit.eval_tasks[0])
     else:
         base_model = resolve_model(unit.config.model.name_or_path, unit.config)
         final = run_training(unit.config, base_model=base_model, resume=True)

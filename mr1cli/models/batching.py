@@ -35,6 +35,7 @@ VISION_MARKER_TOKENS = (
     "<|vision_end|>",
 )
 IGNORE_INDEX = -100
+TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")  # [B, P] per-token prompt tensors
 
 
 def chat_prompt(processor: Any, question_text: str) -> str:
@@ -64,6 +65,47 @@ def repeat_images(pixel_values: Tensor, image_grid_thw: Tensor, repeats: int) ->
     blocks = pixel_values.split(rows_per_image, dim=0)
     repeated = torch.cat([block for block in blocks for _ in range(repeats)], dim=0)  # [repeats·patches, D]
     return repeated, image_grid_thw.repeat_interleave(repeats, dim=0)  # [repeats·images, 3]
+
+
+def split_prompts(prompt_batch: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+    """One batch per prompt of a left-padded prompt batch, its padding dropped, with its image's rows."""
+    images: list[Tensor | None] = [None] * prompt_batch["input_ids"].shape[0]
+    if "pixel_values" in prompt_batch:
+        images = list(prompt_batch["pixel_values"].split(prompt_batch["image_grid_thw"].prod(-1).tolist()))
+    singles = []
+    for row, pixels in enumerate(images):
+        keep = prompt_batch["attention_mask"][row].bool()  # [P] left padding → False
+        single = {
+            k: prompt_batch[k][row : row + 1, keep] for k in TOKEN_KEYS if k in prompt_batch
+        }  # [1, P_i]
+        if pixels is not None:
+            single["pixel_values"] = pixels  # [patches of this image, D]
+            single["image_grid_thw"] = prompt_batch["image_grid_thw"][row : row + 1]  # [1, 3]
+        singles.append(single)
+    return singles
+
+
+def stack_prompts(prompts: list[dict[str, Tensor]], pad_id: int) -> dict[str, Tensor]:
+    """Left-pad single prompts to the widest and stack them: the inverse of `split_prompts`.
+
+    >>> one = {"input_ids": torch.tensor([[5, 6]]), "attention_mask": torch.tensor([[1, 1]])}
+    >>> two = {"input_ids": torch.tensor([[7]]), "attention_mask": torch.tensor([[1]])}
+    >>> stack_prompts([one, two], pad_id=0)["input_ids"].tolist()
+    [[5, 6], [0, 7]]
+    """
+    width = max(p["input_ids"].shape[1] for p in prompts)
+    fill = {"input_ids": pad_id, "attention_mask": 0, "mm_token_type_ids": 0}
+    batch = {
+        key: torch.cat(
+            [torch.nn.functional.pad(p[key], (width - p[key].shape[1], 0), value=fill[key]) for p in prompts]
+        )  # [B, P]
+        for key in TOKEN_KEYS
+        if key in prompts[0]
+    }
+    if "pixel_values" in prompts[0]:
+        batch["pixel_values"] = torch.cat([p["pixel_values"] for p in prompts])  # [patches of B images, D]
+        batch["image_grid_thw"] = torch.cat([p["image_grid_thw"] for p in prompts])  # [B, 3]
+    return batch
 
 
 def pad_right(sequences: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
@@ -144,7 +186,9 @@ def cut_after_eos(tokens: list[int], eos_ids: list[int]) -> list[int]:
 @dataclass(frozen=True, kw_only=True)
 class Decoding:
     """How completions are decoded: greedy, or sampled `num_return_sequences` times per prompt with
-    exactly `temperature`, `top_p` and `top_k` (0 = off). The one settings object every sampler takes."""
+    exactly `temperature`, `top_p` and `top_k` (0 = off). The one settings object every sampler takes.
+    `prompt_seeds` (one per prompt) make the mr1 sampler draw each prompt's completions from a
+    generator of its own (models/sampling.py)."""
 
     max_new_tokens: int
     do_sample: bool = True
@@ -153,6 +197,32 @@ class Decoding:
     top_p: float = 1.0
     top_k: int = 0
     min_new_tokens: int = 0
+    prompt_seeds: tuple[int, ...] = ()
+
+
+def in_lockstep(model: Any) -> bool:
+    """True when `model` is sharded over several processes (FSDP): each of its forwards is a
+    collective, so every process must decode as many steps as the one with the longest completion.
+
+    >>> in_lockstep(torch.nn.Linear(2, 2))
+    False
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return isinstance(model, FSDPModule) and distributed and torch.distributed.get_world_size() > 1
+
+
+def all_finished(finished: Tensor, lockstep: bool) -> bool:
+    """Every sequence has ended: here, or with `lockstep` on every process (one all-reduce).
+
+    >>> all_finished(torch.tensor([True, False]), lockstep=False)
+    False
+    """
+    done = finished.all().to(torch.int32)  # []
+    if lockstep:
+        torch.distributed.all_reduce(done, op=torch.distributed.ReduceOp.MIN)
+    return bool(done)
 
 
 @torch.no_grad()
@@ -189,6 +259,9 @@ def generate(
             suppress_tokens=forbidden_token_ids(processor),
             repetition_penalty=1.0,
             use_cache=True,
+            synced_gpus=in_lockstep(
+                model
+            ),  # transformers' own lockstep: it stops when all processes are done
             **sampling,
         )  # [B·G, P + new]
     finally:

@@ -11,18 +11,14 @@ missing or corrupt weights, a hub id that is not cached while offline) is a one-
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import json
 import logging
-import os
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import is_offline_mode
@@ -33,19 +29,19 @@ from transformers.utils import logging as hf_logging
 
 from mr1cli.core.errors import CheckpointError, ConfigError
 from mr1cli.core.registry import did_you_mean
+from mr1cli.hub import hub_host, hub_usable, probe_failed
 from mr1cli.models.lora import adapter_base, add_lora, is_adapter_folder, load_adapters
+from mr1cli.models.precision import (
+    MASTER_DTYPE,
+    Precision,
+    activations_in_compute_dtype,
+    resolve_precision,
+    store_frozen_weights,
+)
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
-DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -53,12 +49,17 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A policy model with its processor, and where and in which precision it lives."""
+    """A policy model with its processor, and where and in which precision it runs."""
 
     model: torch.nn.Module
     processor: Any
     device: torch.device
-    dtype: torch.dtype
+    precision: Precision
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The compute dtype (trained weights are float32 whatever it is: models/precision.py)."""
+        return self.precision.compute
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -73,19 +74,6 @@ def resolve_device(device: str | None) -> torch.device:
         return torch.device(device)
     except RuntimeError as error:
         raise ConfigError(f"unknown device '{device}' ({error})") from None
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """The named dtype; `auto` is bfloat16 on CUDA and float32 elsewhere.
-
-    >>> resolve_dtype("auto", torch.device("cpu")), resolve_dtype("bf16", torch.device("cpu"))
-    (torch.float32, torch.bfloat16)
-    """
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if dtype not in DTYPES:
-        raise ConfigError(f"unknown dtype '{dtype}'{did_you_mean(dtype, ['auto', *DTYPES])}")
-    return DTYPES[dtype]
 
 
 def resolve_attn_implementation(requested: str, device: torch.device, dtype: torch.dtype) -> str:
@@ -122,35 +110,58 @@ def load_model(
     freeze_vision: bool = False,
     trust_remote_code: bool = False,
     lora: Any = None,
+    trainable: bool = True,
 ) -> LoadedModel:
     """Load a Qwen2-VL / Qwen2.5-VL model and its processor from a hub id or a local folder.
 
-    `lora` (a `model.lora` section) adds fresh trainable adapters, or makes the adapters of a LoRA
-    checkpoint folder trainable; without it a LoRA folder's adapters are merged into the weights."""
-    if is_adapter_folder(name_or_path):
-        base = load_model(
-            adapter_base(name_or_path),
-            device=device,
-            dtype=dtype,
-            attn_implementation=attn_implementation,
-            gradient_checkpointing=gradient_checkpointing,
-            trust_remote_code=trust_remote_code,
-        )
-        model = load_adapters(base.model, name_or_path, trainable=lora is not None)
-        processor = _load_processor(name_or_path, name_or_path, trust_remote_code)
-        set_pixel_budget(processor, min_pixels=min_pixels, max_pixels=max_pixels)
-        return LoadedModel(
-            model=model.to(base.device), processor=processor, device=base.device, dtype=base.dtype
-        )
+    `dtype` is the compute dtype (`model.dtype`): weights that train are kept in float32, frozen
+    linear weights in `dtype` (models/precision.py); `trainable=False` (a reference or evaluation
+    model) freezes them all. `lora` (a `model.lora` section) adds fresh trainable adapters, or makes the adapters of a
+    LoRA checkpoint folder trainable; without it a LoRA folder's adapters are merged into the weights."""
     target = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, target)
-    attention = resolve_attn_implementation(attn_implementation, target, torch_dtype)
+    precision = resolve_precision(dtype, target)
+    attention = resolve_attn_implementation(attn_implementation, target, precision.compute)
+    # Loaded in float32 (exact master weights on resume; frozen embeddings and norms stay float32),
+    # then the frozen linear weights are rounded to the compute dtype.
+    model, processor = _load(
+        name_or_path, MASTER_DTYPE, attention, gradient_checkpointing, freeze_vision, trust_remote_code, lora
+    )
+    set_pixel_budget(processor, min_pixels=min_pixels, max_pixels=max_pixels)
+    if not trainable:
+        model.requires_grad_(False)
+    store_frozen_weights(model, precision)
+    activations_in_compute_dtype(model)
+    return LoadedModel(model=model.to(target), processor=processor, device=target, precision=precision)
+
+
+def _load(
+    name_or_path: str,
+    dtype: torch.dtype,
+    attention: str,
+    gradient_checkpointing: bool,
+    freeze_vision: bool,
+    trust_remote_code: bool,
+    lora: Any,
+) -> tuple[torch.nn.Module, Any]:
+    """The model (on the CPU, in `dtype`) and its processor, with adapters, freezing and checkpointing."""
+    if is_adapter_folder(name_or_path):
+        base, _ = _load(
+            adapter_base(name_or_path),
+            dtype,
+            attention,
+            gradient_checkpointing,
+            False,
+            trust_remote_code,
+            None,
+        )
+        model = load_adapters(base, name_or_path, trainable=lora is not None)
+        return model, _load_processor(name_or_path, name_or_path, trust_remote_code)
     source = _check_checkpoint(name_or_path)
     with quiet_progress_bars():
         try:
             model, info = AutoModelForImageTextToText.from_pretrained(
                 source,
-                dtype=torch_dtype,
+                dtype=dtype,
                 attn_implementation=attention,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
@@ -168,24 +179,23 @@ def load_model(
                 f"{name_or_path}: weights missing for {len(missing)} parameters (e.g. {missing[0]})"
             )
         processor = _load_processor(name_or_path, source, trust_remote_code)
-    set_pixel_budget(processor, min_pixels=min_pixels, max_pixels=max_pixels)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     if freeze_vision and lora is None:
         vision_tower(model).requires_grad_(False)
     if gradient_checkpointing:
         _checkpointing(model, enable=True)
-    model.to(target)
     if lora is not None:
-        model = add_lora(model, lora).to(target)
-    return LoadedModel(model=model, processor=processor, device=target, dtype=torch_dtype)
+        model = add_lora(model, lora)
+    return model, processor
 
 
 def load_for_config(
     name_or_path: str, model_cfg: Any, *, device: str | None = None, trainable: bool = True
 ) -> LoadedModel:
     """`load_model` with a run config's `model` section; `trainable=False` (reference, evaluation)
-    skips gradient checkpointing and vision freezing, which only matter for the trained policy."""
+    freezes every weight in the compute dtype and skips gradient checkpointing and vision freezing,
+    which only matter for the trained policy."""
     m = model_cfg
     return load_model(
         name_or_path,
@@ -198,6 +208,7 @@ def load_for_config(
         freeze_vision=m.freeze_vision and trainable,
         trust_remote_code=m.trust_remote_code,
         lora=m.lora if m.lora.enabled and trainable else None,
+        trainable=trainable,
     )
 
 
@@ -236,19 +247,16 @@ def _check_checkpoint(name_or_path: str) -> str:
         return str(path)
     if name_or_path.startswith((".", "/", "~")) or not _HUB_ID.match(name_or_path):
         raise CheckpointError(f"{name_or_path}: no such checkpoint folder")
-    if not is_offline_mode() and not hub_reachable():
-        try:
-            config_file = cached_file(name_or_path, "config.json", local_files_only=True)
-        except OSError:
-            raise CheckpointError(
-                f"{name_or_path}: not a local folder, not in the local Hugging Face cache, and the hub "
-                f"({_hub_host()[0]}) cannot be reached from here; download it on a machine with network "
-                "or pass a local checkpoint folder"
-            ) from None
-        logger.warning("the hub cannot be reached; using the cached copy of %s", name_or_path)
+    hub_usable()  # one probe; an unreachable hub turns this process offline (cached copies only)
     try:
         config_file = cached_file(name_or_path, "config.json")
     except OSError as error:
+        if probe_failed():
+            raise CheckpointError(
+                f"{name_or_path}: not a local folder, not in the local Hugging Face cache, and the hub "
+                f"({hub_host()[0]}) cannot be reached from here; download it on a machine with network "
+                "or pass a local checkpoint folder"
+            ) from None
         if is_offline_mode():
             raise CheckpointError(
                 f"{name_or_path}: not a local folder, and not in the local Hugging Face cache while offline "
@@ -262,24 +270,6 @@ def _check_checkpoint(name_or_path: str) -> str:
         raise CheckpointError(f"{name_or_path}: the hub repository has no config.json")
     _check_config(name_or_path, Path(config_file))
     return name_or_path
-
-
-def _hub_host() -> tuple[str, int]:
-    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    return url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)
-
-
-@functools.lru_cache(maxsize=1)
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """One quick connection to the hub instead of the client's 5 retries × 8 s when there is no network.
-    Behind a proxy the probe cannot say, so the hub client is left to try."""
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    try:
-        socket.create_connection(_hub_host(), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
 
 
 def _check_config(name: str, config_file: Path) -> None:

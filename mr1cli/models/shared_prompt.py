@@ -5,7 +5,7 @@ tower included, is recomputed for every one of its G completions. Attention is c
 hidden states do not depend on what follows it; this module runs the B prompts once with a KV cache,
 repeats the cache G times, and runs only the completion tokens against it. The log-probs (and so the
 loss and its gradient, which flows back through the shared prompt states) are those of the simple
-path up to float rounding; tests/test_sampling.py compares them.
+path up to float rounding; tests/integration/test_sampling.py compares them.
 
 Requirements, checked by the caller: rows laid out prompt-major in runs of G identical prompts (as
 `append_completions` builds them), a model that is not wrapped for distributed training, and no

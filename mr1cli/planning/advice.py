@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from mr1cli.core.registry import Registry
 from mr1cli.planning.gpus import GpuKind
-from mr1cli.planning.memory import LoraShape, Workload, memory_terms, peak_bytes
+from mr1cli.planning.memory import memory_terms, peak_bytes
+from mr1cli.planning.workload import LoraShape, Workload
 
 # Share of a GPU's memory the planner lets the estimate use: the CUDA context, NCCL buffers and the
 # caching allocator's fragmentation take the rest.
@@ -40,11 +41,20 @@ KNOBS.add(
     Knob("train.micro_batch=1", False, lambda w: w.with_(micro_batch=1) if w.micro_batch > 1 else None),
 )
 KNOBS.add(
-    "ZeRO-3",
+    "rollout batch 1",
     Knob(
-        "accelerate launch --config_file experiments/accelerate/zero3.yaml",
+        "rl.rollout_batch=1",
+        False,  # each prompt samples from its own seeded generator: the same draws, batched or not
+        lambda w: w.with_(rollout_batch=1) if w.rollouts and w.rollout_batch > 1 else None,
+    ),
+)
+KNOBS.add(
+    "FSDP2",
+    Knob(
+        "FSDP2 (mr1 reproduce --gpus-per-run K, or accelerate launch --config_file "
+        "experiments/accelerate/fsdp2.yaml)",
         False,
-        lambda w: w.with_(zero=3) if w.gpus > 1 and w.zero < 3 else None,
+        lambda w: w.with_(fsdp=True) if w.gpus > 1 and not w.fsdp else None,
     ),
 )
 KNOBS.add(

@@ -22,7 +22,7 @@ def detected_gpus() -> list[tuple[str, int]]:
 
 
 def plan_command(
-    method: str, task: str, profile: str, gpu: str | None, gpus: int, zero: int, overrides: list[str]
+    method: str, task: str, profile: str, gpu: str | None, gpus: int, fsdp: bool, overrides: list[str]
 ) -> Group:
     """The plan of `mr1 plan`'s arguments, ready to print."""
     cfg = load_config(method=method, task=task, profile=profile, overrides=overrides)
@@ -30,7 +30,7 @@ def plan_command(
     if gpus < 0:
         raise ConfigError(f"--gpus must be >= 0 (0 = the detected count), got {gpus}")
     count = gpus or found or 1
-    plan = make_plan(cfg, kind, gpus=count, zero=zero)
-    where = f"{count} × {kind.label}" + (f", ZeRO-{zero}" if zero else "")
+    plan = make_plan(cfg, kind, gpus=count, fsdp=fsdp)
+    where = f"{count} × {kind.label}" + (", FSDP2" if fsdp else "")
     title = f"mr1 plan: {method} {task} ({profile} profile, {cfg.model.name_or_path}) on {where}"
     return plan_renderable(plan, title)

@@ -10,11 +10,16 @@ from mr1cli.core.kl_schedules import schedule_from_settings
 from mr1cli.core.methods import METHODS
 from mr1cli.planning.advice import USABLE_FRACTION, Fix, fixes
 from mr1cli.planning.gpus import GpuKind, gpu_kind, kind_for_device
-from mr1cli.planning.memory import LoraShape, Term, Workload, memory_terms, peak_bytes
+from mr1cli.planning.memory import memory_terms, peak_bytes
 from mr1cli.planning.shapes import ModelShape, image_tokens, shape_for
 from mr1cli.planning.timing import StepTime, step_time
+from mr1cli.planning.workload import LoraShape, Term, Workload
 
-DTYPE_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "float32": 4}  # auto: bf16 on a GPU
+COMPUTE_BYTES = {
+    "auto": 2,
+    "bfloat16": 2,
+    "float32": 4,
+}  # model.dtype, the compute dtype; auto: bf16 on a GPU
 PROMPT_TEXT_TOKENS = 96  # chat template + question around the image (counting and geometry prompts)
 PLANNED_STEPS = 1000  # β(s) is checked over this many steps to decide whether π_ref is loaded
 
@@ -35,20 +40,22 @@ class Plan:
         return USABLE_FRACTION * self.gpu.memory_bytes
 
 
-def workload_for_config(cfg: RunConfig, shape: ModelShape, *, gpus: int, zero: int) -> Workload:
-    """The `Workload` of one process of `cfg` trained on `gpus` GPUs at ZeRO stage `zero`."""
+def workload_for_config(cfg: RunConfig, shape: ModelShape, *, gpus: int, fsdp: bool = False) -> Workload:
+    """The `Workload` of one process of `cfg` trained on `gpus` GPUs, sharded with FSDP2 or not (DDP)."""
     rl, m = cfg.rl, cfg.model
     rollouts = METHODS.get(cfg.method).recipe == "grpo"
     reference = rollouts and schedule_from_settings(rl.kl).can_be_positive(PLANNED_STEPS)
+    share = max(1, cfg.train.prompts_per_step // gpus)  # prompts per GPU per step
     lora = None
     if m.lora.enabled:
         lora = LoraShape(m.lora.rank, tuple(m.lora.target_modules), m.lora.vision, m.lora.dropout > 0)
     return Workload(
         shape=shape,
-        dtype_bytes=DTYPE_BYTES[m.dtype],
+        dtype_bytes=COMPUTE_BYTES[m.dtype],
         gpus=gpus,
-        zero=zero,
+        fsdp=fsdp,
         micro_batch=cfg.train.micro_batch,
+        rollout_batch=min(rl.rollout_batch or share, share),  # a call samples at most a GPU's share
         generations=rl.num_generations,
         prompt_text_tokens=PROMPT_TEXT_TOKENS,
         max_pixels=m.max_pixels,
@@ -73,10 +80,12 @@ def resolve_gpu(name: str | None, detected: list[tuple[str, int]]) -> tuple[GpuK
     return kind_for_device(device_name, total), len(detected)
 
 
-def make_plan(cfg: RunConfig, gpu: GpuKind, *, gpus: int, zero: int) -> Plan:
-    if gpus < 1 or zero not in (0, 1, 2, 3):
-        raise ConfigError("--gpus must be >= 1 and --zero one of 0, 1, 2, 3")
-    workload = workload_for_config(cfg, shape_for(cfg.model.name_or_path), gpus=gpus, zero=zero)
+def make_plan(cfg: RunConfig, gpu: GpuKind, *, gpus: int, fsdp: bool = False) -> Plan:
+    if gpus < 1:
+        raise ConfigError(f"--gpus must be >= 1, got {gpus}")
+    if fsdp and gpus < 2:
+        raise ConfigError("--fsdp shards over the run's GPUs: it needs --gpus 2 or more")
+    workload = workload_for_config(cfg, shape_for(cfg.model.name_or_path), gpus=gpus, fsdp=fsdp)
     terms = memory_terms(workload)
     peak = peak_bytes(terms)
     fit = peak <= USABLE_FRACTION * gpu.memory_bytes

@@ -1,94 +1,35 @@
 """Peak GPU memory of one training process, term by term (bytes), from shapes alone.
 
-What one GRPO step holds, per process:
-- always: the policy weights, the optimiser state, the reference weights (none with LoRA: the
-  reference is the policy with its adapters switched off);
-- during rollouts: the KV cache of micro_batch · G sequences of (prompt + completion) tokens;
-- during the update: the gradients, the saved activations of the decoder and of the vision tower,
-  the completion logits (the vocabulary projection, in float32 for the log-softmax), and with tied
-  embeddings two transient vocabulary-sized gradients (the embedding's and the head's, summed).
-The peak is `always + max(rollouts, update)`. Saved activations are counted tensor by tensor for a
-Qwen2 decoder layer on sdpa attention (see `decoder_layer_bytes`); the CPU test checks the sum
-against a measured peak (tests/integration/test_plan_measured.py).
+What one GRPO step holds, per process (mr1cli/models/precision.py says why), by phase:
+- always: the policy weights (float32 where they train; frozen ones in the compute dtype where
+  autocast rounds them anyway, i.e. linear and convolution weights), the float32 AdamW moments, the
+  reference stored like frozen weights (none with LoRA: the reference is the policy with its
+  adapters switched off); under FSDP2 (`fsdp`) each process holds 1/N of each, the reference
+  sharded like the policy (training/distributed.py), where one GPU or DDP holds all of it;
+- gathered (FSDP2 only): the full weights of the units being run, in their stored dtypes: the root
+  (embedding and LM head, final norm, patch embedding and merger), which accelerate keeps gathered
+  through the forward and the backward, and two decoder layers or vision blocks (the one running and
+  the one prefetched); held in the rollouts and through the update's forward and backward;
+- running (bf16 compute only): autocast's bf16 copies of the trained weights that matrix products
+  read, held while the model runs: in the rollouts and from the update's forward into its backward
+  (not sharded: under FSDP2 autocast copies each gathered weight and keeps the copy);
+- rollouts: the KV cache of rollout_batch · G sequences of (prompt + completion) tokens, and the
+  sampling logits;
+- update: the float32 gradients (1/N each under FSDP2); activations: what the forward keeps for the
+  backward (decoder and vision tower, one recomputed layer under gradient checkpointing, the
+  completion logits in float32 for the log-softmax); grad sum: with tied embeddings, two transient
+  vocabulary-sized gradients (the embedding's and the head's, summed, unsharded under FSDP2 too) at
+  the end of the backward, when the activations are gone.
+The weight terms (always, gathered, running) are weights.py's. The peak is `PEAK_RULE`. Saved activations are counted tensor by tensor for a Qwen2 decoder layer on
+sdpa attention (see `decoder_layer_bytes`); the CPU test checks the update's peak against a measured
+one, and the weights, gradients and moments byte for byte (tests/integration/test_plan_measured.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
-from mr1cli.planning.shapes import ModelShape, image_patches, image_tokens
-
-LORA_TEXT_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-@dataclass(frozen=True)
-class LoraShape:
-    rank: int = 64
-    modules: tuple[str, ...] = LORA_TEXT_MODULES
-    vision: bool = False
-    dropout: bool = True  # a dropout > 0 keeps a copy of each wrapped layer's input
-
-
-@dataclass(frozen=True)
-class Workload:
-    """Everything the memory and time of one step depend on, for one process."""
-
-    shape: ModelShape
-    dtype_bytes: int = 2  # 2: bf16/fp16 weights, 4: fp32
-    gpus: int = 1
-    zero: int = 0  # 0: one GPU or DDP; 1-3: DeepSpeed ZeRO stage (fp32 master weights)
-    micro_batch: int = 1  # prompts per forward/backward
-    generations: int = 8  # G
-    prompt_text_tokens: int = 96  # the question and chat template around the image
-    max_pixels: int = 401408
-    completion_tokens: int = 512
-    gradient_checkpointing: bool = False
-    lora: LoraShape | None = None
-    freeze_vision: bool = False
-    reference: bool = True  # β can be positive at some step (GRPO, GRPO-D); False for SFT or β ≡ 0
-    rollouts: bool = True  # False for SFT
-    shared_prompt: bool = True  # rl.shared_prompt_forward
-    eager_attention: bool = False
-    extra: dict[str, str] = field(default_factory=dict, compare=False)  # notes carried to the report
-
-    def with_(self, **changes) -> Workload:
-        return replace(self, **changes)
-
-    @property
-    def sequences(self) -> int:
-        """Sequences in one micro-batch: micro_batch · G (GRPO) or micro_batch (SFT)."""
-        return self.micro_batch * (self.generations if self.rollouts else 1)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self.prompt_text_tokens + image_tokens(self.max_pixels)
-
-    @property
-    def shares_prompt_in_update(self) -> bool:
-        """The policy update computes each prompt once only without checkpointing, on one process."""
-        return self.rollouts and self.shared_prompt and not self.gradient_checkpointing and self.gpus == 1
-
-
-@dataclass(frozen=True)
-class Term:
-    name: str
-    phase: str  # always, rollouts, update
-    bytes: float
-    note: str = ""
-
-
-def trainable_params(w: Workload) -> int:
-    """Parameters the optimiser updates: the LoRA adapters, or the model (minus a frozen vision tower).
-
-    >>> from mr1cli.planning.shapes import QWEN2_VL_2B
-    >>> trainable_params(Workload(shape=QWEN2_VL_2B, lora=LoraShape(rank=64)))
-    73859072
-    """
-    if w.lora is not None:
-        targets = w.shape.lora_targets(w.lora.modules, w.lora.vision)
-        return sum(w.lora.rank * (fan_in + fan_out) * copies for fan_in, fan_out, copies in targets)
-    frozen = w.shape.vision_params() if w.freeze_vision else 0
-    return w.shape.total_params() - frozen
+from mr1cli.planning.shapes import image_patches
+from mr1cli.planning.weights import trainable_params, weight_terms
+from mr1cli.planning.workload import MASTER_BYTES, Term, Workload
 
 
 def decoder_layer_bytes(w: Workload, tokens: int, context: int) -> float:
@@ -97,13 +38,17 @@ def decoder_layer_bytes(w: Workload, tokens: int, context: int) -> float:
     Per token: two RMSNorms (a float32 copy and a 16-bit output each: 4h + d·h), q/k/v and their
     rotary versions and the attention output (5h + 4·kv, sdpa keeps no score matrix; eager adds
     heads · context scores and probabilities), and the SwiGLU MLP (gate, up, SiLU(gate), product: 4i).
+    Under bf16 autocast the norms' float32 weights make float32 outputs, cast to bf16 by each of the
+    five linear layers that read them, where a bf16 model shares one output per norm: 3·d·h more.
 
     >>> from mr1cli.planning.shapes import QWEN2_VL_2B
     >>> decoder_layer_bytes(Workload(shape=QWEN2_VL_2B), tokens=1, context=1024)
-    107520.0
+    116736.0
     """
     s, d = w.shape, w.dtype_bytes
     per_token = 2 * (4 * s.hidden + d * s.hidden) + d * (5 * s.hidden + 4 * s.kv_dim + 4 * s.intermediate)
+    if w.autocast:  # autocast casts each float32 norm output per consumer (q, k, v; gate, up): 3 more
+        per_token += 3 * d * s.hidden
     if w.eager_attention:
         per_token += 2 * d * s.heads * context
     if w.lora is not None and w.lora.dropout:
@@ -121,8 +66,11 @@ def vision_block_bytes(w: Workload, patches: int) -> float:
     return float(per_patch * patches)
 
 
-def update_activation_bytes(w: Workload) -> tuple[float, float]:
-    """(decoder, vision tower) activations of one micro-batch's forward kept for the backward."""
+def update_activation_bytes(w: Workload) -> tuple[float, float, float]:
+    """(decoder, vision tower, recomputed) activations of one micro-batch's forward kept for the
+    backward. With gradient checkpointing the decoder and the tower keep each layer's input, and the
+    backward recomputes one decoder layer or one vision block at a time (never both: the tower's
+    backward comes after the decoder's)."""
     s = w.shape
     context = w.prompt_tokens + (w.completion_tokens if w.rollouts else 0)
     copies = 1 if w.shares_prompt_in_update else (w.generations if w.rollouts else 1)
@@ -132,21 +80,17 @@ def update_activation_bytes(w: Workload) -> tuple[float, float]:
         else w.sequences * context
     )
     layer = decoder_layer_bytes(w, tokens, context)
-    if w.gradient_checkpointing:  # each layer keeps its input; one layer is recomputed at a time
-        decoder = s.layers * w.dtype_bytes * s.hidden * tokens + layer
-    else:
-        decoder = s.layers * layer
-    decoder += (4 + w.dtype_bytes) * s.hidden * tokens  # final norm
+    final_norm = (4 + w.dtype_bytes) * s.hidden * tokens
     patches = w.micro_batch * image_patches(w.max_pixels) * copies
     block = vision_block_bytes(w, patches)
     vision_trains = w.lora.vision if w.lora is not None else not w.freeze_vision
+    if not w.gradient_checkpointing:
+        return s.layers * layer + final_norm, s.vision_depth * block if vision_trains else block, 0.0
+    decoder = s.layers * w.dtype_bytes * s.hidden * tokens + final_norm
     if not vision_trains:
-        vision = block  # nothing kept; one block's temporaries
-    elif w.gradient_checkpointing:
-        vision = s.vision_depth * w.dtype_bytes * s.vision_dim * patches + block
-    else:
-        vision = s.vision_depth * block
-    return decoder, vision
+        return decoder, block, layer  # the frozen tower keeps nothing; one block's temporaries
+    vision = s.vision_depth * w.dtype_bytes * s.vision_dim * patches
+    return decoder, vision, max(layer, block)
 
 
 def memory_terms(w: Workload) -> list[Term]:
@@ -154,48 +98,67 @@ def memory_terms(w: Workload) -> list[Term]:
 
     >>> from mr1cli.planning.shapes import QWEN2_VL_2B
     >>> terms = memory_terms(Workload(shape=QWEN2_VL_2B, gradient_checkpointing=True))
-    >>> [(t.name, round(t.bytes / 2**30, 2)) for t in terms][:4]
-    [('policy weights', 4.11), ('optimiser state', 8.23), ('reference model', 4.11), ('KV cache', 0.24)]
+    >>> [(t.name, round(t.bytes / 2**30, 2)) for t in terms][:5]
+    [('policy weights', 8.23), ('optimiser state', 16.46), ('reference model', 4.55), ('bf16 weight copies', 4.11), ('KV cache', 0.24)]
     """
     s, d = w.shape, w.dtype_bytes
-    params, trainable = s.total_params(), trainable_params(w)
-    shard_weights = w.gpus if w.zero >= 3 else 1
-    shard_grads = w.gpus if w.zero >= 2 else 1
-    shard_optim = w.gpus if w.zero >= 1 else 1
-    optim_per_param = (8 + (4 if d < 4 else 0)) if w.zero >= 1 else 2 * d  # DeepSpeed: fp32 master
-    optim_note = (
-        "fp32 master + Adam moments (DeepSpeed)" if w.zero >= 1 else "AdamW moments in the weights' dtype"
-    )
-    reference = params * d / shard_weights if w.reference and w.lora is None else 0.0
-    ref_note = "adapters off: no copy" if w.lora is not None else ("" if w.reference else "β ≡ 0: not loaded")
-    terms = [
-        Term("policy weights", "always", params * d / shard_weights, f"{params / 1e9:.2f} B params"),
-        Term("optimiser state", "always", trainable * optim_per_param / shard_optim, optim_note),
-        Term("reference model", "always", reference, ref_note),
-    ]
+    trainable = trainable_params(w)
+    terms = weight_terms(w)
     if w.rollouts:
         kv_per_token = 2 * s.layers * s.kv_dim * d
-        kv_tokens = w.sequences * (w.prompt_tokens + w.completion_tokens)
+        kv_tokens = w.rollout_sequences * (w.prompt_tokens + w.completion_tokens)
         terms.append(Term("KV cache", "rollouts", kv_per_token * kv_tokens, f"{kv_tokens} tokens"))
-        terms.append(Term("sampling logits", "rollouts", w.sequences * s.vocab * 4 * 3, "float32"))
-    decoder, vision = update_activation_bytes(w)
-    checkpointing = "checkpointed" if w.gradient_checkpointing else "all kept"
+        terms.append(Term("sampling logits", "rollouts", w.rollout_sequences * s.vocab * 4 * 3, "float32"))
+    decoder, vision, recomputed = update_activation_bytes(w)
+    checkpointing = "inputs kept" if w.gradient_checkpointing else "all kept"
     patches = image_patches(w.max_pixels)
     completion = w.completion_tokens if w.rollouts else w.prompt_tokens
     terms += [
-        Term("gradients", "update", trainable * d / shard_grads, f"{trainable / 1e6:.1f} M trainable"),
-        Term("decoder activations", "update", decoder, checkpointing),
-        Term("vision activations", "update", vision, f"{patches} patches/image, {checkpointing}"),
-        Term("logits", "update", w.sequences * completion * s.vocab * (d + 8), "completions × vocab"),
+        Term(
+            "gradients",
+            "update",
+            trainable * MASTER_BYTES / w.shards,
+            f"{trainable / 1e6:.1f} M trainable, float32"
+            + (f", 1/{w.shards} each (FSDP2)" if w.fsdp else ""),
+        ),
+        Term("decoder activations", "activations", decoder, checkpointing),
+        Term("vision activations", "activations", vision, f"{patches} patches/image, {checkpointing}"),
     ]
+    if recomputed:
+        terms.append(Term("recomputed layer", "activations", recomputed, "one layer or block at a time"))
+    terms.append(
+        Term("logits", "activations", w.sequences * completion * s.vocab * (d + 8), "completions × vocab")
+    )
     if s.tied_embeddings and w.lora is None:  # the embedding's and the LM head's gradients, then their sum
-        terms.append(Term("tied-embedding grads", "update", 2 * s.vocab * s.hidden * d, "2 transient copies"))
+        terms.append(
+            Term(
+                "tied-embedding grads",
+                "grad sum",
+                2 * s.vocab * s.hidden * MASTER_BYTES,
+                "2 transient copies",
+            )
+        )
     return terms
 
 
+PEAK_RULE = "always + gathered + max(rollouts + running, update + max(activations + running, grad sum))"
+
+
+def update_peak_bytes(terms: list[Term]) -> float:
+    """The update's peak above what is always held: FSDP2's gathered units and the gradients, plus
+    whichever is larger of the forward's activations (with autocast's weight copies) at the start of
+    the backward and the tied embedding's two transient gradients at its end (the activations are
+    freed by then, the root is still gathered)."""
+    b = _by_phase(terms)
+    return b["gathered"] + b["update"] + max(b["activations"] + b["running"], b["grad sum"])
+
+
 def peak_bytes(terms: list[Term]) -> float:
-    """always + the larger of the rollout and update phases."""
-    by_phase = {
-        phase: sum(t.bytes for t in terms if t.phase == phase) for phase in ("always", "rollouts", "update")
-    }
-    return by_phase["always"] + max(by_phase["rollouts"], by_phase["update"])
+    """always + the larger of the rollout phase and the update's peak (`PEAK_RULE`)."""
+    b = _by_phase(terms)
+    return b["always"] + max(b["gathered"] + b["rollouts"] + b["running"], update_peak_bytes(terms))
+
+
+def _by_phase(terms: list[Term]) -> dict[str, float]:
+    phases = ("always", "gathered", "rollouts", "running", "update", "activations", "grad sum")
+    return {phase: sum(t.bytes for t in terms if t.phase == phase) for phase in phases}

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from mr1cli.planning.for_config import Plan
 from mr1cli.planning.gpus import GIB
+from mr1cli.planning.memory import PEAK_RULE
 
 
 def _gib(value: float) -> str:
@@ -23,7 +24,7 @@ def plan_renderable(plan: Plan, title: str) -> Group:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for term in plan.terms:
         table.add_row(term.name, term.phase, _gib(term.bytes), term.note)
-    table.add_row("peak", "", _gib(plan.peak_bytes), "always + max(rollouts, update)", style="bold")
+    table.add_row("peak", "", _gib(plan.peak_bytes), PEAK_RULE, style="bold")
     table.add_row(
         "budget", "", _gib(plan.budget_bytes), f"90 % of {plan.gpu.memory_gib:g} GiB ({plan.gpu.label})"
     )
@@ -53,7 +54,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
     return {
         "gpu": plan.gpu.label,
         "gpus": plan.workload.gpus,
-        "zero": plan.workload.zero,
+        "fsdp": plan.workload.fsdp,
         "terms_gib": {t.name: round(t.bytes / GIB, 3) for t in plan.terms},
         "peak_gib": round(plan.peak_bytes / GIB, 3),
         "budget_gib": round(plan.budget_bytes / GIB, 3),

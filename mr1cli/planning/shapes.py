@@ -47,11 +47,18 @@ class ModelShape:
         >>> QWEN2_VL_2B.text_params()
         1543714304
         """
+        head = 0 if self.tied_embeddings else self.vocab * self.hidden
+        return self.vocab * self.hidden + self.layers * self.decoder_layer_params() + self.hidden + head
+
+    def decoder_layer_params(self) -> int:
+        """One decoder layer: attention (q and v biased, k biased too), SwiGLU MLP, two RMSNorms.
+
+        >>> QWEN2_VL_2B.decoder_layer_params()
+        46797824
+        """
         h, kv, i = self.hidden, self.kv_dim, self.intermediate
         attention = h * h + h + 2 * (h * kv + kv) + h * h  # q (bias), k, v (bias), o
-        layer = attention + 3 * h * i + 2 * h  # SwiGLU MLP, two RMSNorms
-        head = 0 if self.tied_embeddings else self.vocab * h
-        return self.vocab * h + self.layers * layer + h + head
+        return attention + 3 * h * i + 2 * h
 
     def vision_params(self) -> int:
         """Vision tower parameters: 3-D patch embedding, ViT blocks, and the 2 × 2 patch merger.
@@ -59,14 +66,45 @@ class ModelShape:
         >>> QWEN2_VL_2B.vision_params()
         665271296
         """
-        e, m = self.vision_dim, int(self.vision_dim * self.vision_mlp_ratio)
-        block = 4 * e + (3 * e * e + 3 * e) + (e * e + e) + (e * m + m) + (m * e + e)
-        merged = e * MERGE * MERGE
+        e, merged = self.vision_dim, self.vision_dim * MERGE * MERGE
         merger = 2 * e + (merged * merged + merged) + (merged * self.hidden + self.hidden)
-        return 3 * TEMPORAL_PATCH * PATCH * PATCH * e + self.vision_depth * block + merger
+        return (
+            3 * TEMPORAL_PATCH * PATCH * PATCH * e + self.vision_depth * self.vision_block_params() + merger
+        )
+
+    def vision_block_params(self) -> int:
+        """One ViT block: two LayerNorms, qkv and output projections, the MLP (all biased).
+
+        >>> QWEN2_VL_2B.vision_block_params()
+        19677440
+        """
+        e, m = self.vision_dim, int(self.vision_dim * self.vision_mlp_ratio)
+        return 4 * e + (3 * e * e + 3 * e) + (e * e + e) + (e * m + m) + (m * e + e)
+
+    def root_params(self) -> int:
+        """What lies outside the decoder layers and vision blocks (FSDP2's root unit): the embedding
+        and LM head, the final norm, the patch embedding and the patch merger.
+
+        >>> QWEN2_VL_2B.root_params()
+        268968448
+        """
+        blocks = self.layers * self.decoder_layer_params() + self.vision_depth * self.vision_block_params()
+        return self.total_params() - blocks
 
     def total_params(self) -> int:
         return self.text_params() + self.vision_params()
+
+    def text_norm_params(self) -> int:
+        """RMSNorm weights: two per decoder layer and the final norm."""
+        return (2 * self.layers + 1) * self.hidden
+
+    def vision_norm_params(self) -> int:
+        """LayerNorm weights and biases: two per vision block and the patch merger's."""
+        return (4 * self.vision_depth + 2) * self.vision_dim
+
+    def embedding_params(self) -> int:
+        """The token-embedding table (with tied embeddings, also the LM head)."""
+        return self.vocab * self.hidden
 
     def lora_targets(self, modules: tuple[str, ...], vision: bool) -> list[tuple[int, int, int]]:
         """(in_features, out_features, copies) of every linear layer LoRA wraps, by module name."""

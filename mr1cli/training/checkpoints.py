@@ -14,12 +14,14 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from mr1cli.core.errors import CheckpointError
 
@@ -73,10 +75,31 @@ def write_checkpoint(
             _discard(final)
         os.replace(staging, final)
         _fsync_dir(root)
-    except OSError as error:
+    except BaseException as error:  # a full disk, Ctrl-C, anything: no staging folder is left behind
         shutil.rmtree(staging, ignore_errors=True)
-        raise CheckpointError(f"could not write checkpoint {final}: {error.strerror or error}") from None
+        reason = write_failure(error)
+        if reason is None:
+            raise
+        raise CheckpointError(f"could not write checkpoint {final}: {reason}") from None
     return final
+
+
+def write_failure(error: BaseException) -> str | None:
+    """Why a write failed, in a few words, for a file-system error (None for anything else).
+    safetensors reports a full disk as `SafetensorError: Error while serializing: IoError(Os { code:
+    28, kind: StorageFull, message: "No space left on device" })`.
+
+    >>> write_failure(SafetensorError('IoError(Os { code: 28, message: "No space left on device" })'))
+    'No space left on device'
+    >>> write_failure(OSError(28, "No space left on device")), write_failure(ValueError("x"))
+    ('No space left on device', None)
+    """
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    if isinstance(error, SafetensorError):
+        found = re.search(r'message: "([^"]+)"', str(error))
+        return found.group(1) if found else str(error).splitlines()[0]
+    return None
 
 
 def verify_checkpoint(path: Path) -> dict[str, Any]:
@@ -96,6 +119,33 @@ def verify_checkpoint(path: Path) -> dict[str, Any]:
         if sha256_file(file) != expected:
             raise CheckpointError(f"checkpoint file corrupt (checksum mismatch): {file}")
     return manifest
+
+
+def check_checkpoint(path: Path, advice: Callable[[Path], str]) -> dict[str, Any]:
+    """`verify_checkpoint`; when `path` fails and an older checkpoint of the same run verifies, the
+    error ends with `advice(older)` (how to use that one instead)."""
+    try:
+        return verify_checkpoint(path)
+    except CheckpointError as error:
+        older = previous_good_checkpoint(path)
+        if older is None:
+            raise
+        raise CheckpointError(f"{error}; {advice(older)}") from None
+
+
+def previous_good_checkpoint(path: Path) -> Path | None:
+    """The newest checkpoint older than `path` in the same folder whose files all verify."""
+    if not path.name.startswith(_PREFIX) or not path.name[len(_PREFIX) :].isdigit():
+        return None
+    step = int(path.name[len(_PREFIX) :])
+    for older in reversed(list_checkpoints(path.parent)):
+        if int(older.name[len(_PREFIX) :]) < step:
+            try:
+                verify_checkpoint(older)
+            except CheckpointError:
+                continue
+            return older
+    return None
 
 
 def list_checkpoints(root: Path) -> list[Path]:

@@ -22,15 +22,18 @@ from typing import Any, Protocol
 import torch
 
 from mr1cli.config import RunConfig
-from mr1cli.core.errors import ConfigError, TrainingHalted, TrainingInterrupted
+from mr1cli.core.errors import CheckpointError, ConfigError, TrainingHalted, TrainingInterrupted
 from mr1cli.models.loading import quiet_progress_bars
 from mr1cli.training.checkpoints import (
+    check_checkpoint,
     latest_checkpoint,
     load_trainer_state,
     prune_checkpoints,
-    verify_checkpoint,
     write_checkpoint,
+    write_failure,
 )
+from mr1cli.training.distributed import agree, checkpoint_state, load_optimizer_state
+from mr1cli.training.engines import check_engine_packages
 from mr1cli.training.progress import TrainingProgress, metrics_text
 from mr1cli.training.run_dir import RunDir
 from mr1cli.training.steps import shard, step_indices
@@ -88,25 +91,30 @@ def resume_point(run: RunDir) -> Path | None:
     """The newest checkpoint that verifies; a corrupt newest one is reported, not skipped silently."""
     checkpoint = latest_checkpoint(run.checkpoints)
     if checkpoint is not None:
-        verify_checkpoint(checkpoint)
+        check_checkpoint(
+            checkpoint, lambda older: f"delete {checkpoint} to resume from {older.name}, which verifies"
+        )
     return checkpoint
 
 
-def save_model_files(recipe: Recipe, directory: Path) -> None:
+def save_model_files(recipe: Recipe, directory: Path, weights: dict[str, torch.Tensor] | None = None) -> None:
+    """The model (`weights`: its gathered state dict when sharded) and the processor, as a loadable
+    Hugging Face checkpoint."""
     model = recipe.accelerator.unwrap_model(recipe.model)
     with quiet_progress_bars():
-        model.save_pretrained(directory, safe_serialization=True)
+        model.save_pretrained(directory, safe_serialization=True, state_dict=weights)
         recipe.processor.save_pretrained(directory)
 
 
-def save_checkpoint(recipe: Recipe, run: RunDir, step: int) -> Path:
-    state = {
-        "optimizer": recipe.optimizer.state_dict(),
-        "scheduler": recipe.scheduler.state_dict(),
-        "step": step,
-    }
+def save_checkpoint(recipe: Recipe, run: RunDir, step: int) -> Path | None:
+    """Every process calls it (a sharded model is gathered first); the main process writes it and
+    returns its path, the others None."""
+    weights, optimizer = checkpoint_state(recipe.accelerator, recipe.model, recipe.optimizer)
+    if not recipe.accelerator.is_main_process:
+        return None
+    state = {"optimizer": optimizer, "scheduler": recipe.scheduler.state_dict(), "step": step}
     path = write_checkpoint(
-        run.checkpoints, step, lambda d: save_model_files(recipe, d), state, {"run": run.path.name}
+        run.checkpoints, step, lambda d: save_model_files(recipe, d, weights), state, {"run": run.path.name}
     )
     prune_checkpoints(run.checkpoints, KEEP_CHECKPOINTS)
     return path
@@ -114,7 +122,7 @@ def save_checkpoint(recipe: Recipe, run: RunDir, step: int) -> Path:
 
 def restore_trainer_state(recipe: Recipe, checkpoint: Path) -> int:
     state = load_trainer_state(checkpoint)
-    recipe.optimizer.load_state_dict(state["optimizer"])
+    load_optimizer_state(recipe.accelerator, recipe.model, recipe.optimizer, state["optimizer"])
     recipe.scheduler.load_state_dict(state["scheduler"])
     return int(state["step"])
 
@@ -151,7 +159,7 @@ def run_loop(
     is_main = accelerator.is_main_process
     tracking = start_trackers(accelerator, cfg, run)
     train = cfg.train
-    stop = _StopRequest()
+    stop = StopRequest()
     last: dict[str, float] = {}
     last_save = time.monotonic()
     try:
@@ -180,17 +188,19 @@ def run_loop(
                         accelerator.log(metrics, step=done_steps)
                 last = metrics
                 progress.update(done_steps, metrics)
-                if stop.signal_number:
-                    checkpoint = save_checkpoint(recipe, run, done_steps) if is_main else None
-                    raise TrainingInterrupted(
-                        f"stopped after step {done_steps}/{total_steps}; checkpoint written: {checkpoint}",
-                        signal_number=stop.signal_number,
-                    )
                 minutes = (time.monotonic() - last_save) / 60
                 due = (train.save_every and done_steps % train.save_every == 0) or (
                     train.save_minutes and minutes >= train.save_minutes
                 )
-                if due and done_steps < total_steps and is_main:
+                # every process stops and checkpoints at the same step (saving gathers a sharded model)
+                stopping, due = agree(accelerator, bool(stop.signal_number), bool(due))
+                if stopping:
+                    checkpoint = save_checkpoint(recipe, run, done_steps)
+                    raise TrainingInterrupted(
+                        f"stopped after step {done_steps}/{total_steps}; checkpoint written: {checkpoint}",
+                        signal_number=stop.signal_number or signal.SIGTERM,
+                    )
+                if due and done_steps < total_steps:
                     save_checkpoint(recipe, run, done_steps)
                     last_save = time.monotonic()
                 accelerator.wait_for_everyone()
@@ -201,7 +211,7 @@ def run_loop(
     return last
 
 
-class _StopRequest:
+class StopRequest:
     """SIGINT / SIGTERM → finish the step, checkpoint, stop; a second Ctrl-C interrupts at once."""
 
     def __init__(self) -> None:
@@ -224,17 +234,22 @@ def check_optional_packages(cfg: RunConfig) -> None:
     if cfg.model.lora.enabled and importlib.util.find_spec("peft") is None:
         raise ConfigError("model.lora.enabled=true needs the peft package: pip install -e '.[lora]'")
     check_trackers(cfg.train.report_to)
+    check_engine_packages(cfg)
 
 
 def finish_run(
     recipe: Recipe, run: RunDir, final_metrics: dict[str, Any], total_steps: int, extra: dict[str, Any]
 ) -> Path:
     """Write `final/` (a loadable checkpoint), then done.json last."""
-    if recipe.accelerator.is_main_process:
-        final = save_checkpoint(recipe, run, total_steps)
+    final = save_checkpoint(recipe, run, total_steps)
+    if final is not None:  # the main process
         staging = run.path / ".tmp-final"
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(final, staging)
+        try:
+            shutil.copytree(final, staging)
+        except (OSError, shutil.Error) as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise CheckpointError(f"could not write {run.final}: {write_failure(error)}") from None
         shutil.rmtree(run.final, ignore_errors=True)
         os.replace(staging, run.final)
         run.mark_done({"steps": total_steps, "final_metrics": final_metrics, **extra})

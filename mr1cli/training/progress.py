@@ -3,7 +3,7 @@
 Under nohup, SLURM or `| tee` a live bar is drawn only at exit, so off a terminal we print one
 plain line every `every_steps` steps or `every_seconds` seconds (whichever comes first):
 
-    [grpo-d counting] step 12/60 (20%)  0.85 steps/s  ETA 0:00:56  reward 1.34  train_reward_acc 0.375 ...
+    [grpo-d counting] step 12/60 (20%)  0.85 steps/s  ETA 0:00:56  reward 1.34  train_reward_acc 37.5% ...
 
 Metric names are spelled so that none is ambiguous: `train_reward_acc` is the accuracy reward on
 the training rollouts, `test_acc` the greedy accuracy on the test set (train.eval_every), `probe_acc`
@@ -26,7 +26,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 # metric key → the name shown beside the bar and in plain lines (in this order)
@@ -41,17 +40,33 @@ LABELS = {
     "kl/mean": "kl",
 }
 DEFAULT_EVERY_SECONDS = 30.0
+MIN_TIMED_STEPS = 2  # steps timed after the first before a rate and an ETA are shown
+
+
+# accuracies are shown as percentages, one convention for all: the metric's unit → percent
+PERCENT = {"reward/accuracy": 100.0, "eval/accuracy": 1.0, "probe/accuracy": 1.0}
 
 
 def metrics_text(metrics: dict[str, float]) -> str:
-    """>>> metrics_text({"reward/accuracy": 0.375, "kl/beta": 0.04, "perf/x": 1.0})
-    'train_reward_acc 0.375  beta 0.04'
+    """The labelled metrics of one step; every accuracy in percent (`reward/accuracy` is logged as a
+    fraction, the greedy evaluations as percentages).
+
+    >>> metrics_text({"reward/accuracy": 0.375, "probe/accuracy": 50.0, "kl/beta": 0.04, "perf/x": 1.0})
+    'train_reward_acc 37.5%  probe_acc 50.0%  beta 0.04'
     """
-    return "  ".join(f"{LABELS[k]} {metrics[k]:.3g}" for k in LABELS if metrics.get(k) is not None)
+    return "  ".join(_shown(k, metrics[k]) for k in LABELS if metrics.get(k) is not None)
+
+
+def _shown(key: str, value: float) -> str:
+    if key in PERCENT:
+        return f"{LABELS[key]} {value * PERCENT[key]:.1f}%"
+    return f"{LABELS[key]} {value:.3g}"
 
 
 def clock(seconds: float) -> str:
-    """>>> clock(3725.2)
+    """Seconds as h:mm:ss.
+
+    >>> clock(3725.2)
     '1:02:05'
     """
     seconds = round(max(seconds, 0.0))
@@ -80,8 +95,8 @@ class TrainingProgress:
         self.every_seconds = every_seconds or (float(env_seconds) if env_seconds else DEFAULT_EVERY_SECONDS)
         self._bar: Progress | None = None
         self._task: Any = None
-        self._started = time.monotonic()
-        self._last_line = (start, self._started)
+        self._first: tuple[int, float] | None = None  # when this process's first step ended
+        self._last_line = (start, time.monotonic())
 
     def __enter__(self) -> TrainingProgress:
         if self.enabled and self.terminal:
@@ -90,12 +105,14 @@ class TrainingProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
                 TextColumn("{task.fields[status]}"),
                 console=Console(file=self.stream),
             )
             self._bar.__enter__()
-            self._task = self._bar.add_task(self.describe, total=self.total, completed=self.start, status="")
+            self._task = self._bar.add_task(
+                self.describe, total=self.total, completed=self.start, status="", eta="?"
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -105,10 +122,13 @@ class TrainingProgress:
     def update(self, done_steps: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
             return
-        if self._bar is not None:
-            self._bar.update(self._task, completed=done_steps, status=metrics_text(metrics))
-            return
         now = time.monotonic()
+        if self._first is None:
+            self._first = (done_steps, now)
+        if self._bar is not None:
+            eta = self.timing(done_steps, now)[1]
+            self._bar.update(self._task, completed=done_steps, status=metrics_text(metrics), eta=eta)
+            return
         last_step, last_time = self._last_line
         due = (
             done_steps == self.start + 1
@@ -121,12 +141,22 @@ class TrainingProgress:
             self.stream.write(self.line(done_steps, metrics, now) + "\n")
             self.stream.flush()
 
+    def timing(self, done_steps: int, now: float) -> tuple[float, str]:
+        """Steps per second and the ETA, timed from the end of the first step (which also loads,
+        compiles and warms caches: a 13-minute build once showed an ETA of 1:35:26 after it);
+        0 and "?" until MIN_TIMED_STEPS more steps are timed."""
+        first_step, first_time = self._first or (done_steps, now)
+        timed = done_steps - first_step
+        if timed < MIN_TIMED_STEPS or now <= first_time:
+            return 0.0, "?"
+        rate = timed / (now - first_time)
+        return rate, clock((self.total - done_steps) / rate)
+
     def line(self, done_steps: int, metrics: dict[str, float], now: float) -> str:
-        elapsed = now - self._started
-        rate = (done_steps - self.start) / elapsed if elapsed > 0 else 0.0
-        eta = clock((self.total - done_steps) / rate) if rate > 0 else "?"
+        rate, eta = self.timing(done_steps, now)
         percent = 100 * done_steps // max(self.total, 1)
-        head = f"[{self.describe}] step {done_steps}/{self.total} ({percent}%)  {rate:.3g} steps/s  ETA {eta}"
+        speed = f"{rate:.3g}" if rate else "?"
+        head = f"[{self.describe}] step {done_steps}/{self.total} ({percent}%)  {speed} steps/s  ETA {eta}"
         text = metrics_text(metrics)
         return f"{head}  {text}" if text else head
 
@@ -146,6 +176,17 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def _not_printed_already(record: logging.LogRecord) -> bool:
+    """False for a record that a library's own handler prints too (huggingface_hub adds one to its
+    logger when imported), so that no warning shows twice."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None and logger is not logging.root:
+        if logger.handlers:
+            return False
+        logger = logger.parent if logger.propagate else None
+    return True
+
+
 def log_to_console(console: Console) -> None:
     """Progress lines from long jobs (which run is training, what is reused) on stderr."""
 
@@ -154,6 +195,7 @@ def log_to_console(console: Console) -> None:
     else:  # a log file (nohup, SLURM, | tee): whole lines with a time stamp, never wrapped at 80 columns
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.addFilter(_not_printed_already)
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
     for noisy in ("httpx", "urllib3", "accelerate", "transformers", "matplotlib", "mr1cli.models.loading"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

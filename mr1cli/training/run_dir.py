@@ -2,7 +2,7 @@
 
 results/runs/<method>-<task>-<config hash>/
     config.json        the resolved RunConfig (a different config is never written over it)
-    env.json           versions, device, git revision
+    env.json           versions, device, processes, git revision
     metrics.jsonl      one JSON object per logged step
     checkpoints/       step-NNNNNN/ (see checkpoint.py)
     final/             the finished model, a loadable checkpoint
@@ -24,7 +24,7 @@ from typing import Any
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict
 from mr1cli.core.errors import ConfigError, Mr1Error
-from mr1cli.data.files import atomic_write_text
+from mr1cli.files import atomic_write_text
 
 RUNS_ROOT = Path("results") / "runs"
 
@@ -194,6 +194,7 @@ def environment() -> dict[str, Any]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),  # under accelerate launch / torchrun
         "platform": platform.platform(),
         "git_revision": revision or None,
     }

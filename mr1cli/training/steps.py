@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from mr1cli.config import TrainConfig
+from mr1cli.models.precision import check_master_weights
 
 
 def total_steps(num_examples: int, train: TrainConfig) -> int:
@@ -61,8 +62,20 @@ def seed_step(seed: int, step: int, position: int = 0) -> None:
     torch.manual_seed(value)
 
 
+def prompt_seed(seed: int, step: int, position: int) -> int:
+    """The seed of the generator that samples the completions of the prompt at `position` in step
+    `step`'s batch (over all processes): one prompt's draws do not depend on how prompts are batched.
+
+    >>> prompt_seed(42, 3, 5) == prompt_seed(42, 3, 5) != prompt_seed(42, 3, 6)
+    True
+    """
+    return int(np.random.SeedSequence([seed, step, position]).generate_state(1, np.uint64)[0] >> 1)
+
+
 def build_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the weights that require grad, which must be float32 master weights (models/precision.py)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    check_master_weights(params)
     return torch.optim.AdamW(
         params, lr=train.learning_rate, weight_decay=train.weight_decay, betas=(0.9, 0.999)
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,9 @@ from mr1cli.core.methods import METHODS
 from mr1cli.data.example import Example
 from mr1cli.data.for_config import load_examples
 from mr1cli.evaluation.evaluate import evaluate_model
+from mr1cli.models.precision import check_launcher_precision, resolve_precision
+from mr1cli.training.distributed import launched_rank, make_accelerator
+from mr1cli.training.engines import trainer_for
 from mr1cli.training.loop import (
     Evaluation,
     LoopHooks,
@@ -30,9 +34,11 @@ logger = logging.getLogger(__name__)
 
 
 def _accelerator(cfg: RunConfig, run: RunDir) -> Any:
-    from accelerate import Accelerator
-
-    return Accelerator(**accelerator_kwargs(cfg, run))
+    accelerator = make_accelerator(**accelerator_kwargs(cfg, run))
+    check_launcher_precision(
+        str(accelerator.mixed_precision), resolve_precision(cfg.model.dtype, accelerator.device)
+    )
+    return accelerator
 
 
 def run_training(
@@ -51,24 +57,31 @@ def run_training(
     """
     check_optional_packages(cfg)
     run = RunDir(output_dir or default_run_dir(cfg))
-    created = not run.path.exists()
+    writer = launched_rank() == 0  # of several processes, only the first holds the lock and writes
+    created = writer and not run.path.exists()
     base_path = base_model or cfg.model.name_or_path
     try:
-        with run:
-            run.bind_config(cfg, resume=resume)
+        with run if writer else nullcontext(run):
+            if writer:
+                run.bind_config(cfg, resume=resume)
+            if run.is_done():
+                logger.info("%s already finished; reusing it", run.path)
+                return run.final
             try:
-                return _train(
+                train = trainer_for(cfg.train.engine)
+                return train(
                     cfg, run, resume, train_examples, base_path, describe or f"{cfg.method} {cfg.task}"
                 )
             except BaseException:
-                run.discard_stub()
+                if writer:
+                    run.discard_stub()
                 raise
     finally:
         if created and run.path.is_dir() and not any(run.path.iterdir()):
             run.path.rmdir()
 
 
-def _train(
+def train_with_mr1(
     cfg: RunConfig,
     run: RunDir,
     resume: bool,
@@ -76,25 +89,20 @@ def _train(
     base_path: str,
     describe: str,
 ) -> Path:
-    if run.is_done():
-        logger.info("%s already finished; reusing it", run.path)
-        return run.final
-    checkpoint = resume_point(run) if resume else None
-    if resume and checkpoint is None and run.has_progress():
-        logger.warning("%s has no checkpoint yet: starting again from step 0", run.path)
-    examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
-    steps = total_steps(len(examples), cfg.train)
+    """mr1's engine (train.engine=mr1): the recipe of the method in mr1's loop."""
+    checkpoint, examples, steps = run_start(cfg, run, resume, train_examples, resume_point)
     accelerator = _accelerator(cfg, run)
     recipe = _build_recipe(cfg, examples, base_path, checkpoint, steps, accelerator)
     start = 0
     if checkpoint is not None:
         start = restore_trainer_state(recipe, checkpoint)
-        run.truncate_metrics(start)
-    else:
+        if accelerator.is_main_process:
+            run.truncate_metrics(start)
+    elif accelerator.is_main_process:
         run.clear_metrics()
     if accelerator.is_main_process and start < steps:
         logger.info("%s: steps %d→%d into %s; %s", describe, start, steps, run.path, _checkpoint_plan(cfg))
-    hooks = LoopHooks(evaluations=_evaluations(cfg, recipe))
+    hooks = LoopHooks(evaluations=evaluations_for(cfg, recipe))
     last = (
         run_loop(
             recipe,
@@ -110,6 +118,22 @@ def _train(
         else {}
     )
     return finish_run(recipe, run, last, steps, {"base_model": base_path, "train_examples": len(examples)})
+
+
+def run_start(
+    cfg: RunConfig,
+    run: RunDir,
+    resume: bool,
+    train_examples: Sequence[Example] | None,
+    find_checkpoint: Callable[[RunDir], Path | None],
+) -> tuple[Path | None, list[Example], int]:
+    """What every engine starts from: the checkpoint `--resume` continues (None: step 0), the training
+    examples and the number of optimizer steps."""
+    checkpoint = find_checkpoint(run) if resume else None
+    if resume and checkpoint is None and run.has_progress():
+        logger.warning("%s has no checkpoint yet: starting again from step 0", run.path)
+    examples = list(train_examples) if train_examples is not None else load_examples(cfg, "train")
+    return checkpoint, examples, total_steps(len(examples), cfg.train)
 
 
 def _checkpoint_plan(cfg: RunConfig) -> str:
@@ -136,7 +160,7 @@ def _build_recipe(
     )
 
 
-def _evaluations(cfg: RunConfig, recipe: Any) -> tuple[Evaluation, ...]:
+def evaluations_for(cfg: RunConfig, recipe: Any) -> tuple[Evaluation, ...]:
     """Test accuracy every train.eval_every steps (figure 1), and the held-out probe every
     train.probe_every steps (default: the same steps) plus step 0 (the base) and the last step
     (learning curves)."""

@@ -1,5 +1,8 @@
 """Model names the profiles use: `tiny` (freshly built) and `tiny-base` (tiny, warmed up).
 
+Resolving a name that is already built imports no torch (`mr1 status` resolves the base model);
+the builders import it when they build.
+
 Anything else is passed through as a hub id or a local folder. Training never resolves names
 itself: its callers (the CLI, `reproduce`, the bench) pass it the folder this module returns. Both
 tiny models are built once into the per-user cache (MR1_CACHE, default ~/.cache/mr1, see
@@ -19,33 +22,52 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mr1cli.config import PROFILES_DIR, UNSCORED_TRAIN_KEYS, RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.registry import Registry
-from mr1cli.core.task import TASKS, get_task
 from mr1cli.data.cache import build_lock, default_cache_dir
 from mr1cli.data.sources import load_split
+from mr1cli.tasks import TASKS, get_task
 from mr1cli.training.run_dir import RunDir
 from mr1cli.zoo.base_build import PINNED_ENV, launch_build
-from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
-from mr1cli.zoo.tiny import build_tiny_model
 
 logger = logging.getLogger(__name__)
 
 TINY_VERSION = "2"
 
 
-# Model names that stand for a model this module builds into the cache on first use.
-NAMED_MODELS: Registry[Callable[[RunConfig | None], Path]] = Registry("built-in model")
+@dataclass(frozen=True)
+class NamedModel:
+    """A model this module builds into the cache on first use: `build` builds it once and returns its
+    folder; `folder` says where it is or will be without building (None: known only once built)."""
+
+    build: Callable[[RunConfig | None], Path]
+    folder: Callable[[RunConfig | None], Path | None] = lambda cfg: None
+
+
+NAMED_MODELS: Registry[NamedModel] = Registry("built-in model")
 
 
 def resolve_model(name: str, cfg: RunConfig | None = None) -> str:
-    """The checkpoint folder a model name stands for (built on first use); other names pass through."""
+    """The checkpoint folder a model name stands for (built on first use); other names pass through.
+    Read-only commands (`mr1 status`, a dry run) use `model_folder`, which never builds or waits on
+    another process's build lock."""
     if name in NAMED_MODELS:
-        return str(NAMED_MODELS.get(name)(cfg))
+        return str(NAMED_MODELS.get(name).build(cfg))
     return name
+
+
+def model_folder(name: str, cfg: RunConfig | None = None) -> tuple[str | None, bool]:
+    """Where a model name's checkpoint is or will be, and whether it is there, building nothing
+    (a dry run, `mr1 status`): other names pass through as present; None where it is known only once
+    built."""
+    if name not in NAMED_MODELS:
+        return name, True
+    folder = NAMED_MODELS.get(name).folder(cfg)
+    return (str(folder), (folder / "config.json").is_file()) if folder is not None else (None, False)
 
 
 def tiny_tasks() -> list[str]:
@@ -72,8 +94,14 @@ def _corpus(image_size: int) -> list[str]:
     return texts
 
 
+def tiny_model_dir(image_size: int = 112) -> Path:
+    return default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
+
+
 def ensure_tiny_model(image_size: int = 112) -> Path:
-    path = default_cache_dir() / "models" / f"tiny-v{TINY_VERSION}-{image_size}px"
+    from mr1cli.zoo.tiny import build_tiny_model  # torch: only when a model is built
+
+    path = tiny_model_dir(image_size)
     if (path / "config.json").is_file():
         return path
     with build_lock(path.name):
@@ -99,9 +127,10 @@ def tiny_base_configs(overrides: tuple[str, ...] = ()) -> dict[str, RunConfig]:
 
 
 # Only what the SFT warm-up reads enters the base's cache key, so that a config key added for
-# RL, evaluation or probing does not rebuild the base (5–22 min on 2 cores).
+# RL, evaluation or probing does not rebuild the base (5–22 min on 2 cores). The warm-up is SFT, which
+# always runs on mr1's engine, so train.engine is left out too.
 _WARMUP_DATA_KEYS = ("warmup", "synthetic_seed", "synthetic_image_size")
-_WARMUP_TRAIN_SKIP = (*UNSCORED_TRAIN_KEYS, "eval_every", "probe_every")
+_WARMUP_TRAIN_SKIP = (*UNSCORED_TRAIN_KEYS, "eval_every", "probe_every", "engine")
 
 
 def warmup_key(cfg: RunConfig) -> dict:
@@ -212,8 +241,19 @@ def record_expected(final: Path, build_seconds: float | None = None) -> Path:
     return EXPECTED_FILE
 
 
-NAMED_MODELS.add("tiny", lambda cfg: ensure_tiny_model(_image_size(cfg)))
-NAMED_MODELS.add("tiny-base", lambda cfg: ensure_tiny_base())
 NAMED_MODELS.add(
-    "paper-shaped", lambda cfg: ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
+    "tiny",
+    NamedModel(lambda cfg: ensure_tiny_model(_image_size(cfg)), lambda cfg: tiny_model_dir(_image_size(cfg))),
 )
+NAMED_MODELS.add(
+    "tiny-base", NamedModel(lambda cfg: ensure_tiny_base(), lambda cfg: tiny_base_dir() / "final")
+)
+
+
+def _paper_shaped(cfg: RunConfig | None) -> Path:
+    from mr1cli.zoo.paper_shaped import ensure_paper_shaped_model
+
+    return ensure_paper_shaped_model(default_cache_dir() / "models", ensure_tiny_model())
+
+
+NAMED_MODELS.add("paper-shaped", NamedModel(_paper_shaped))

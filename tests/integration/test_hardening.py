@@ -16,7 +16,7 @@ from support import tiny_grpo_config
 from mr1cli.cli import main
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import CheckpointError, Mr1Error, TrainingHalted
-from mr1cli.data.files import atomic_write_text
+from mr1cli.files import atomic_write_text
 from mr1cli.training import run_training
 from mr1cli.training.checkpoints import latest_checkpoint, verify_checkpoint
 from mr1cli.training.run_dir import RunDir
@@ -90,7 +90,7 @@ def test_disk_full_while_writing_results_keeps_the_old_file(tmp_path, monkeypatc
 def test_non_finite_numbers_stop_grpo_with_the_step_named(
     cache, tiny_model_dir, tmp_path, monkeypatch, fault, message
 ):
-    from mr1cli.core import rewards
+    from mr1cli.tasks import rewards
     from mr1cli.training.recipes import grpo
 
     state = {"step": 0}

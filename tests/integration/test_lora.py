@@ -59,7 +59,7 @@ def test_reference_log_probs_are_the_base_models(module_cache, tiny_model_dir):
 def test_lora_run_resumes_exactly_and_exports_merged(module_cache, tiny_model_dir, tmp_path, monkeypatch):
     # The untrained tiny model scores 0 on every completion; a reward from the text's length gives
     # the groups different rewards, so the adapters do move.
-    from mr1cli.core.rewards import ScoredCompletion
+    from mr1cli.tasks.rewards import ScoredCompletion
     from mr1cli.training.recipes import grpo
 
     def by_length(text, truth, **_):

@@ -12,9 +12,10 @@ from support import write_mini_experiment
 
 from mr1cli.config_loading import load_config
 from mr1cli.core.answer_format import answer_span
-from mr1cli.core.task import TASKS, SyntheticGenerator, Task
+from mr1cli.core.task import SyntheticGenerator, Task
 from mr1cli.experiments import reproduce as experiments
 from mr1cli.experiments.specs import list_experiments
+from mr1cli.tasks import TASKS
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 60, 220)}
 
@@ -77,7 +78,7 @@ def test_a_third_task_gets_its_defaults_from_its_own_file(colour_task):
 COLOUR_EXPERIMENT = """
 name: exp9-colour
 description: GRPO-D against SFT on the colour task, defined only in a test.
-table: same-task
+report: exp3-same-task
 figures: [table1_same_task]
 seeds: {mini: 1}
 grids:

@@ -15,8 +15,8 @@ import pytest
 from fixtures_data import GEO_QUESTION, SUPERCLEVR_QUESTION, write_jsonl, write_png
 
 from mr1cli.cli import main
-from mr1cli.core.task import get_task
 from mr1cli.data.sources import load_split
+from mr1cli.tasks import get_task
 
 # GeoQA truths as the test file spells them, the hard ones included: a bare symbol (row 502 of the
 # real file is "π"), radicals, LaTeX, units, and a truth nothing reads as a value.

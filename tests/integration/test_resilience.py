@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from support import TINY_GRPO_OVERRIDES, mini_workspace, same_tables, write_mini_experiment
+
+from mr1cli.experiments.launch.accelerate_cmd import accelerate_config
 
 pytestmark = pytest.mark.slow
 
@@ -95,33 +96,24 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tiny_model_d
     assert metrics(killed) == metrics(reference)
 
 
-def test_two_processes_match_one(tiny_model_dir, tmp_path, env):
-    if shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists():
-        pytest.skip("accelerate launcher not installed")
+def test_two_processes_match_one(answering_model_dir, tmp_path, env):
+    """DDP on CPU: the config `--distributed ddp --gpus-per-run 2` generates, 2 processes and gloo
+    (`accelerate launch --cpu` would start one process: training/distributed.py)."""
     launcher = str(Path(sys.executable).parent / "accelerate")
+    config = tmp_path / "ddp.yaml"
+    config.write_text(json.dumps(accelerate_config("ddp", 2)))
+    extra = ("train.max_steps=3", "reward.weights.format=0", "train.learning_rate=3e-4")
     single = tmp_path / "single"
     subprocess.run(
-        train_command(tiny_model_dir, single, "train.max_steps=3"), env=env, check=True, capture_output=True
+        train_command(answering_model_dir, single, *extra), env=env, check=True, capture_output=True
     )
     double = tmp_path / "double"
-    command = [
-        launcher,
-        "launch",
-        "--cpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-        "mr1cli",
-        *train_command(tiny_model_dir, double, "train.max_steps=3")[3:],
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    command = [launcher, "launch", "--config_file", str(config), "-m", "mr1cli"]
+    command += train_command(answering_model_dir, double, *extra)[3:]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((double / "env.json").read_text())["processes"] == 2
+    assert [row["train/skipped"] for row in metrics(double)] == [0.0, 0.0, 0.0]  # every step updates
     for one, two in zip(metrics(single), metrics(double), strict=True):
         for key in ("reward/mean", "reward/accuracy", "reward/format", "kl/beta", "completion/length"):
             assert one[key] == pytest.approx(two[key], abs=1e-6), key

@@ -103,7 +103,7 @@ def test_sampler_stops_at_eos_and_pads_after(tiny):
 def test_draw_has_the_distribution_of_multinomial():
     torch.manual_seed(3)
     probs = torch.tensor([0.1, 0.0, 0.6, 0.3]).repeat(40000, 1)
-    counts = torch.bincount(draw(probs), minlength=4).float() / 40000
+    counts = torch.bincount(draw(probs, torch.rand(40000)), minlength=4).float() / 40000
     assert counts[1] == 0  # a suppressed (zero-probability) token is never drawn
     assert torch.allclose(counts, probs[0], atol=0.01)
 

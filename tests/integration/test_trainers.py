@@ -157,7 +157,7 @@ def test_reference_is_loaded_when_beta_starts_at_zero(module_cache, tiny_model_d
 
 
 def test_non_finite_reward_halts_with_the_step_named(module_cache, tiny_model_dir, tmp_path, monkeypatch):
-    from mr1cli.core import rewards
+    from mr1cli.tasks import rewards
 
     cfg = grpo_config(tiny_model_dir, "grpo-d", "train.max_steps=4", "train.save_every=2")
     calls = {"n": 0}
@@ -178,7 +178,7 @@ def test_non_finite_reward_halts_with_the_step_named(module_cache, tiny_model_di
 def test_all_zero_advantage_batches_are_skipped_and_counted(
     module_cache, tiny_model_dir, tmp_path, monkeypatch
 ):
-    from mr1cli.core import rewards
+    from mr1cli.tasks import rewards
 
     monkeypatch.setitem(rewards.REWARDS._entries, "accuracy", lambda completion, truth, **kw: 1.0)
     monkeypatch.setitem(rewards.REWARDS._entries, "format", lambda completion, truth, **kw: 0.0)
@@ -197,7 +197,7 @@ def test_all_equal_reward_step_still_steps_on_the_kl_term_when_not_skipped(
     # R1-V (and the paper profile) still take an optimizer step on β·KL alone when every group
     # scored equally. Step 0 has mixed rewards, so the policy leaves the reference; step 1 is
     # all-equal: skipping leaves the weights as step 0 left them, not skipping moves them.
-    from mr1cli.core import rewards
+    from mr1cli.tasks import rewards
 
     finals, rows = {}, {}
     for skip in (True, False):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import json
 import sys
 import types
@@ -24,17 +23,9 @@ from fixtures_data import (
 )
 
 from mr1cli.core.errors import ConfigError, DataError
-from mr1cli.data import adapters, sources
-from mr1cli.data import summary as checks
 from mr1cli.data.example import fit_pixel_budget
 from mr1cli.data.sources import load_split
 from mr1cli.data.summary import summarize
-
-
-@pytest.mark.parametrize("module", [adapters, sources, checks])
-def test_doctests(module):
-    assert doctest.testmod(module).failed == 0
-
 
 # --- the public schemas load ---------------------------------------------------------------------
 
@@ -325,7 +316,7 @@ def test_synthetic_source_is_generated_once_into_the_cache(tmp_path, monkeypatch
 
     monkeypatch.setitem(
         sys.modules,
-        "mr1cli.data.synthetic.splits",
+        "mr1cli.data.synthetic",
         types.SimpleNamespace(write_split=write_split, GENERATOR_VERSION=2),
     )
     for _ in range(2):

@@ -23,7 +23,9 @@ def built(tmp_path, monkeypatch):
 
 
 def record(expected, key, sha):
-    expected.write_text(json.dumps({"cache_key": key, "sha256": sha, "command": "mr1 base --rebuild --record"}))
+    expected.write_text(
+        json.dumps({"cache_key": key, "sha256": sha, "command": "mr1 base --rebuild --record"})
+    )
 
 
 def test_a_mismatch_is_one_warning_naming_both_hashes(built, caplog):

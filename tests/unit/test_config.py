@@ -99,6 +99,8 @@ def test_a_kl_parameter_the_schedule_does_not_use_is_an_error(method, override, 
         ("nonsense", "key=value"),
         ("model=3", "expected a section"),
         ("data.probe_size=-1", "data.probe_size must be >= 0"),
+        ("model.dtype=float16", "model.dtype=float16 is not supported (it needs loss scaling)"),
+        ("rl.rollout_batch=-1", "rl.rollout_batch must be >= 0"),
     ],
 )
 def test_bad_overrides_name_the_key(override, message):
@@ -190,6 +192,7 @@ def test_show_config_prints_the_source_of_each_paper_value(capsys):
     assert "  lr_scheduler: linear  # inferred (R1-V)" in out
     assert "  skip_zero_advantage_steps: false  # inferred (R1-V)" in out
     assert "  scoring: r1v  # inferred (R1-V)" in out
+    assert "  dtype: auto  # ours: bf16 compute on CUDA" in out and "the COMPUTE dtype" in out
     assert yaml.safe_load(out) == load_config(method="grpo-d", task="geometry", profile="paper").to_dict()
 
 

@@ -111,7 +111,7 @@ def test_without_a_held_out_set_the_record_says_none(profile, tmp_path):
 
 def test_eval_of_the_held_out_set_takes_no_limit():
     from mr1cli.core.errors import ConfigError
-    from mr1cli.experiments.evaluations import run_eval_command
+    from mr1cli.runs.eval import run_eval_command
 
     with pytest.raises(ConfigError, match="--limit works with --split test or train"):
         run_eval_command(

@@ -10,7 +10,7 @@ import pytest
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.kl_schedules import KL_SCHEDULES, KLSchedule, schedule_from_settings
-from mr1cli.core.rewards import REWARDS, score_completion
+from mr1cli.tasks.rewards import REWARDS, score_completion
 
 
 def brevity_reward(completion: str, truth: str, *, task: str, scoring: str = "strict") -> float:
@@ -26,8 +26,8 @@ class Halfway(KLSchedule):
     beta_late: float = 0.1
     formula = "s ≤ t/2: β_early;  s > t/2: β_late"
 
-    def value(self, step: int, total_steps: int) -> float:
-        return self.beta_early if step <= total_steps / 2 else self.beta_late
+    def value(self, step: int, last_step: int) -> float:
+        return self.beta_early if step <= last_step / 2 else self.beta_late
 
 
 @pytest.fixture

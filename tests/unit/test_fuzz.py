@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from mr1cli.config import describe_fields
 from mr1cli.config_loading import load_config
 from mr1cli.core.errors import Mr1Error
-from mr1cli.core.task import get_task
 from mr1cli.data.adapters import RowOrigin, detect_schema, row_to_example
+from mr1cli.tasks import get_task
 
 settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 settings.register_profile("long", max_examples=15_000, deadline=None, suppress_health_check=list(HealthCheck))

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from mr1cli.experiments.figure_kit import load_curves
-from mr1cli.experiments.figures import make_figures
-from mr1cli.experiments.learning_curves import base_levels, learning_curve_data
+from mr1cli.reporting.figure_kit import load_curves
+from mr1cli.reporting.figures import make_figures
+from mr1cli.reporting.learning_curves import base_levels, learning_curve_data
 
 T975_DF2 = 4.302653  # t(0.975, 2)
 
@@ -63,24 +63,21 @@ RUNS = {
     "grpo-g0": run("grpo", "geometry", 0, {"step": 1, "reward/mean": 1.5}, {"step": 2, "reward/mean": 1.75}),
 }
 
-SPEC = """name: exp-curves
-table: same-task
-figures: [learning_curves]
-seeds: {tiny: 2}
-grids:
-  - {name: same-task, methods: [sft, grpo, grpo-d], tasks: [counting, geometry], evaluate_on: same}
-"""
+SPEC = {
+    "name": "exp-curves",
+    "report": "exp3-same-task",
+    "figures": ["learning_curves"],
+    "grids": [{"name": "same-task", "methods": ["sft", "grpo", "grpo-d"], "tasks": ["counting", "geometry"]}],
+}
 
 
 @pytest.fixture
-def results(tmp_path, monkeypatch):
-    """A results folder whose `exp-curves/curves/` holds RUNS' metrics logs, and the spec naming the figure."""
-    specs = tmp_path / "specs"
-    specs.mkdir()
-    (specs / "exp-curves.yaml").write_text(SPEC)
-    monkeypatch.setenv("MR1_EXPERIMENTS_DIR", str(specs))
+def results(tmp_path):
+    """A results folder whose `exp-curves/curves/` holds RUNS' metrics logs, and the saved spec (as
+    `mr1 reproduce` writes it) naming its report and the one figure to draw."""
     curves = tmp_path / "results" / "exp-curves" / "curves"
     curves.mkdir(parents=True)
+    (curves.parent / "spec.json").write_text(json.dumps(SPEC))
     index = []
     for name, (method, task, seed, rows) in RUNS.items():
         (curves / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -128,7 +125,7 @@ def test_curves_are_seed_means_with_min_max_or_ci_bands_inside_the_metric_range(
     assert base_levels(load_curves(results, "exp-curves")) == {"counting": 40.0}
 
 
-def test_learning_curves_figure_is_written_through_the_spec(results):
+def test_learning_curves_figure_is_written_through_the_saved_spec(results):
     written = make_figures(results, "exp-curves")
     figures = results / "exp-curves" / "figures"
     assert written == [figures / "learning_curves.png", figures / "learning_curves.svg"]
@@ -136,14 +133,3 @@ def test_learning_curves_figure_is_written_through_the_spec(results):
     svg = written[1].read_text()
     assert "counting: held-out probe accuracy" in svg and "base model (step 0)" in svg
     assert "geometry: held-out probe accuracy" in svg and "no probe logged" in svg
-
-
-def test_doctests_of_the_learning_signal_modules():
-    import doctest
-
-    from mr1cli.core import grpo_loss
-    from mr1cli.experiments import learning_curves
-    from mr1cli.training import loop
-
-    for module in (grpo_loss, loop, learning_curves):
-        assert doctest.testmod(module).failed == 0, module.__name__

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from mr1cli.core.errors import Mr1Error
-from mr1cli.experiments.figures import make_all, make_figures
-from mr1cli.experiments.records import load_paper_numbers, load_records
-from mr1cli.experiments.specs import list_experiments, load_spec
-from mr1cli.experiments.statistics import relative_change
-from mr1cli.experiments.tables import build_table, write_tables
+from mr1cli.reporting.figure_kit import Inputs
+from mr1cli.reporting.figures import make_all, make_figures
+from mr1cli.reporting.records import load_paper_numbers, load_records, normalize_records
+from mr1cli.reporting.reports import REPORTS
+from mr1cli.reporting.statistics import relative_change
+from mr1cli.reporting.tables import build_table, write_tables
 
 PAPER = load_paper_numbers()
 
@@ -80,7 +81,7 @@ def same_task_records():
 
 
 def test_build_table_same_task(same_task_records):
-    table = build_table("same-task", same_task_records, PAPER).set_index("method")
+    table = build_table(REPORTS.get("exp3-same-task"), same_task_records, PAPER).set_index("method")
     sft = table.loc["sft"]
     assert (sft["accuracy"], sft["n_seeds"]) == (62.0, 2)
     assert sft["accuracy_low"] < 62.0 < sft["accuracy_high"]
@@ -112,7 +113,7 @@ def test_paired_verdicts_not_detected_and_opposite():
     rows = [record("base", "counting", 40.0), record("sft", "counting", 70.0)]
     rows.append(record("grpo", "counting", 50.0, test_correct=half))
     rows.append(record("grpo-d", "counting", 50.0, test_correct=half[::-1]))
-    table = build_table("same-task", pd.DataFrame(rows), PAPER).set_index("method")
+    table = build_table(REPORTS.get("exp3-same-task"), pd.DataFrame(rows), PAPER).set_index("method")
     grpo = table.loc["grpo"]
     assert grpo["grpo_d_vs_this_diff_pts"] == 0.0
     assert grpo["grpo_d_vs_this_mde"] == pytest.approx(2.80 * 7.07, rel=0.08)
@@ -125,7 +126,7 @@ def test_build_table_cross_task_uses_printed_relative_changes():
     rows = [record("base", "counting", 40.0), record("sft", "counting", 30.0, train="geometry")]
     rows += [record("grpo-d", "counting", 50.0, train="geometry"), record("base", "geometry", 20.0)]
     rows.append(record("sft", "geometry", 10.0, train="counting"))
-    table = build_table("cross-task", pd.DataFrame(rows), PAPER)
+    table = build_table(REPORTS.get("exp2-cross-task"), pd.DataFrame(rows), PAPER)
     sft_geo = table[(table["method"] == "sft") & (table["eval_task"] == "geometry")].iloc[0]
     assert sft_geo["vs_base_paper_pct"] == -77.77 and sft_geo["vs_base_ours_pct"] == -50.0
     assert (
@@ -143,7 +144,9 @@ def test_build_table_format_reward():
         rows.append(
             record("grpo", "geometry", accuracy, grid="alpha", setting={"reward.weights.format": alpha})
         )
-    table = build_table("format-reward", pd.DataFrame(rows), PAPER).set_index("setting_label")
+    table = build_table(REPORTS.get("exp1-format-reward"), pd.DataFrame(rows), PAPER).set_index(
+        "setting_label"
+    )
     assert table.loc["α=1.0", "paper_accuracy"] == 30.24
     alpha1 = table.loc["α=1.0"]
     assert (alpha1["vs_zero_ours_pct"], alpha1["vs_zero_paper_pct"]) == (50.0, 20.02)  # (30 − 20)/20; paper
@@ -158,7 +161,7 @@ def test_write_tables_markdown(tmp_path, same_task_records):
     folder.joinpath("records.jsonl").write_text(
         "".join(json.dumps(row) + "\n" for row in same_task_records.to_dict("records"))
     )
-    csv_path, md_path = write_tables(tmp_path, "exp3-same-task", "same-task")
+    csv_path, md_path = write_tables(tmp_path, "exp3-same-task", REPORTS.get("exp3-same-task"))
     assert pd.read_csv(csv_path)["accuracy"].tolist() == [40.0, 62.0, 52.0, 70.25]
     text = md_path.read_text()
     assert text.startswith("# Exp3 — same-task accuracy (paper Table 1)")
@@ -175,13 +178,13 @@ def test_held_out_accuracy_is_shown_when_present(tmp_path):
     held_out = {"heldout_hash": "counting-heldout", "heldout_correct": first_correct(80.0)}
     rows = [record("base", "counting", 40.0, heldout_accuracy=80.0, **held_out)]
     rows.append(record("sft", "counting", 60.0, heldout_accuracy=None))
-    table = build_table("same-task", pd.DataFrame(rows), PAPER).set_index("method")
+    table = build_table(REPORTS.get("exp3-same-task"), pd.DataFrame(rows), PAPER).set_index("method")
     assert table.loc["base", "heldout_accuracy"] == 80.0 and table.loc["base", "heldout_accuracy_ci"] > 0
     assert math.isnan(table.loc["sft", "heldout_accuracy"])
     folder = tmp_path / "exp3-same-task"
     folder.mkdir()
     folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
+    text = write_tables(tmp_path, "exp3-same-task", REPORTS.get("exp3-same-task"))[1].read_text()
     assert "| ours held-out acc. % |" in text and "| 80.00 ± " in text
 
 
@@ -190,7 +193,7 @@ def test_single_seed_tables_say_what_the_interval_covers(tmp_path):
     folder.mkdir()
     rows = [record("base", "counting", 40.0), record("sft", "counting", 60.0)]
     folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
+    text = write_tables(tmp_path, "exp3-same-task", REPORTS.get("exp3-same-task"))[1].read_text()
     assert "intervals cover the test examples only" in text and "| reproduced |" in text
 
 
@@ -202,10 +205,12 @@ def test_records_without_per_example_results_still_read(tmp_path):
         record("sft", "counting", accuracy, seed, per_example=False) for seed, accuracy in enumerate((60, 64))
     ]
     folder.joinpath("records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    table = build_table("same-task", load_records(tmp_path, "exp3-same-task"), PAPER).set_index("method")
+    table = build_table(
+        REPORTS.get("exp3-same-task"), load_records(tmp_path, "exp3-same-task"), PAPER
+    ).set_index("method")
     assert table.loc["sft", "accuracy"] == 62.0 and math.isnan(table.loc["sft", "accuracy_ci"])
     assert math.isnan(table.loc["sft", "vs_base_diff_pts"]) and table.loc["sft", "vs_base_verdict"] == ""
-    text = write_tables(tmp_path, "exp3-same-task", "same-task")[1].read_text()
+    text = write_tables(tmp_path, "exp3-same-task", REPORTS.get("exp3-same-task"))[1].read_text()
     assert (
         "| 62.00 | 2 |" in text and "| +55.00 % | +61.18 | — |" in text and "no per-example results" in text
     )
@@ -318,8 +323,8 @@ def test_make_all_end_to_end(tmp_path):
     write_fake_results(tmp_path)
     written = make_all(tmp_path)
     expected = set()
-    for experiment in list_experiments():
-        figures = load_spec(experiment)["figures"]
+    for experiment in ("exp1-format-reward", "exp2-cross-task", "exp3-same-task"):
+        figures = REPORTS.get(experiment).figures
         expected |= {tmp_path / experiment / name for name in ("table.csv", "table.md")}
         expected |= {
             tmp_path / experiment / "figures" / f"{stem}.{fmt}" for stem in figures for fmt in ("png", "svg")
@@ -345,3 +350,31 @@ def test_figures_skip_missing_inputs(tmp_path):
     assert names == ["beta_schedules.png", "beta_schedules.svg"]  # needs no results
     with pytest.raises(Mr1Error):
         make_figures(tmp_path, "exp9")
+
+
+def test_fig4_format_rate_has_seed_intervals_on_a_90_to_100_axis():
+    """Format rates 98, 99 and 100 % over three seeds: mean 99 ± t(0.975, 2)·1/√3 = ±2.484, clipped at 100."""
+    rows = [record("base", "geometry", 20.0) | {"grid": "alpha"}]
+    for seed, rate in enumerate((98.0, 99.0, 100.0)):
+        setting = {"reward.weights.format": 0.0}
+        rows.append(
+            record("grpo", "geometry", 25.0, seed)
+            | {"grid": "alpha", "setting": setting, "format_rate": rate}
+        )
+    records = normalize_records(pd.DataFrame(rows))
+    report = REPORTS.get("exp1-format-reward")
+    table = build_table(report, records, PAPER)
+    figure = report.figures["fig4_format_weight"](Inputs(table, None, "ours", records))
+    rate = figure.axes[1]
+    assert rate.get_ylim() == (90.0, 100.0) and "95 % CI over seeds" in rate.get_title()
+    [bars] = [c for c in rate.containers if getattr(c, "has_yerr", False)]
+    [[(_, low), (_, high)]] = bars.lines[2][0].get_segments()
+    assert (low, high) == (pytest.approx(99.0 - 4.302653 / 3**0.5, abs=1e-4), 100.0)
+
+
+def test_fig1_is_named_for_what_it_draws_and_says_when(tmp_path):
+    write_fake_results(tmp_path)
+    names = sorted(p.name for p in make_figures(tmp_path, "exp3-same-task") if p.suffix == ".svg")
+    assert "fig1_accuracy_during_training.svg" in names
+    fig1 = (tmp_path / "exp3-same-task" / "figures" / "fig1_accuracy_during_training.svg").read_text()
+    assert "test accuracy during training (at steps 10, 20, 30, 40)" in fig1

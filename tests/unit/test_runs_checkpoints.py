@@ -127,13 +127,13 @@ def test_probe_runs_on_its_own_interval_without_a_test_pass(tmp_path, monkeypatc
     monkeypatch.setattr(train_module, "load_examples", lambda cfg, which, limit=None: [which] * (limit or 1))
     overrides = ["data.heldout=synthetic:counting-heldout-20", "data.probe_size=5", "train.eval_every=0"]
     cfg = load_config(method="grpo", task="counting", overrides=[*overrides, "train.probe_every=10"])
-    (probe,) = train_module._evaluations(cfg, recipe=None)
+    (probe,) = train_module.evaluations_for(cfg, recipe=None)
     assert [s for s in range(0, 41) if probe.due(s, total_steps=40)] == [0, 10, 20, 30, 40]
     cfg = load_config(
         method="grpo",
         task="counting",
         overrides=[*overrides[:2], "train.eval_every=20", "train.probe_every=0"],
     )
-    test, probe = train_module._evaluations(cfg, recipe=None)
+    test, probe = train_module.evaluations_for(cfg, recipe=None)
     assert [s for s in range(0, 41) if test.due(s, total_steps=40)] == [20, 40]
     assert [s for s in range(0, 41) if probe.due(s, total_steps=40)] == [0, 20, 40]

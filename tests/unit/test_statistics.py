@@ -4,14 +4,12 @@ the minimum detectable effect and the verdicts."""
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
 import pytest
 
-from mr1cli.experiments import figure_kit, records, statistics
-from mr1cli.experiments.statistics import (
+from mr1cli.reporting.statistics import (
     MDE_FACTOR,
     PairedDifference,
     accuracy_interval,
@@ -23,11 +21,6 @@ from mr1cli.experiments.statistics import (
 def first_correct(n: int, correct: int) -> np.ndarray:
     """One evaluation's row: the first `correct` of n examples right."""
     return (np.arange(n) < correct).astype(float)[None, :]
-
-
-@pytest.mark.parametrize("module", [statistics, records, figure_kit])
-def test_doctests(module):
-    assert doctest.testmod(module).failed == 0
 
 
 def test_mde_factor_is_z975_plus_z80():

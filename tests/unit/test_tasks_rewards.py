@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from mr1cli.config_loading import load_config
 from mr1cli.core.answer_format import answer_span, has_think_answer_format
 from mr1cli.core.errors import ConfigError
-from mr1cli.core.rewards import REWARDS, max_total, score_completion
-from mr1cli.core.task import get_task
+from mr1cli.tasks import get_task
+from mr1cli.tasks.rewards import REWARDS, max_total, score_completion
 
 # (completion, truth, r1v evaluation accuracy, strict accuracy, strict format)
 COUNTING_TABLE = [

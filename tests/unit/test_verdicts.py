@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mr1cli.experiments.records import load_paper_numbers
-from mr1cli.experiments.verdicts import write_summary
+from mr1cli.reporting.records import load_paper_numbers
+from mr1cli.reporting.summary import write_summary
 
 PAPER = load_paper_numbers()
 N = 200  # examples per test set

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from rich.console import Console
 
 from mr1cli.core.registry import Registry
-from mr1cli.data.files import atomic_write_text
 from mr1cli.experiments.units import Unit
+from mr1cli.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class LaunchOptions:
 
     jobs: int = 1
     gpus_per_run: int | None = None  # None: 1 where GPUs are visible, else 0
-    distributed: str = "ddp"
+    distributed: str = "fsdp2"  # experiments/accelerate/<this>.yaml, see launch/accelerate_cmd.py
     detach: bool = False
     slurm: dict[str, str] = field(default_factory=dict)
 
@@ -50,7 +50,7 @@ class Launcher(Protocol):
         ...
 
 
-LAUNCHERS: Registry[type] = Registry("launcher", plugins="mr1cli.experiments.launch.plugins")
+LAUNCHERS: Registry[type] = Registry("launcher")  # filled by local.py and slurm.py: import it from plugins.py
 
 
 def record_path(unit: Unit) -> Path:

@@ -1,5 +1,6 @@
-"""The built-in launchers, registered on import (see LAUNCHERS in launch/base.py)."""
+"""The launcher registry with the built-in launchers registered: import LAUNCHERS from here."""
 
 from mr1cli.experiments.launch import local, slurm
+from mr1cli.experiments.launch.base import LAUNCHERS
 
-__all__ = ["local", "slurm"]
+__all__ = ["LAUNCHERS", "local", "slurm"]

@@ -1,7 +1,8 @@
 """`--launcher slurm`: one SLURM job per unit, submitted through submitit (`pip install mr1[slurm]`).
 
-Resources come from the profile's `launch.slurm` section, then `--slurm KEY=VALUE` flags (KEYS).
-A run on more than one GPU starts `accelerate launch` inside its allocation (launch/worker.py); with
+Each job's resources depend on its unit's kind (a training run gets the run's GPUs, an evaluation of
+the base model one) and scale per GPU, from defaults, the profile's `launch.slurm` section and the
+`--slurm KEY=VALUE` flags (launch/slurm_resources.py). A run on more than one GPU starts `accelerate launch` inside its allocation (launch/worker.py); with
 `nodes=2` each node runs one task and takes its machine rank from SLURM_NODEID. Job ids and logs
 are recorded in each run directory (launch/<tag>.json), so a later `mr1 reproduce` collects finished
 jobs, waits for running ones and resubmits failed, cancelled or pre-empted ones (they resume from
@@ -22,7 +23,6 @@ from rich.console import Console
 
 from mr1cli.config_loading import profile_path
 from mr1cli.core.errors import ConfigError
-from mr1cli.core.registry import did_you_mean
 from mr1cli.experiments.launch.accelerate_cmd import worker_command
 from mr1cli.experiments.launch.base import (
     LAUNCHERS,
@@ -34,53 +34,41 @@ from mr1cli.experiments.launch.base import (
     write_record,
 )
 from mr1cli.experiments.launch.display import Board, status_table
+from mr1cli.experiments.launch.slurm_resources import (
+    job_parameters,
+    resource_settings,
+    sbatch_flags,
+    training_gpus,
+)
 from mr1cli.experiments.launch.worker import write_job
 from mr1cli.experiments.units import Unit, unit_done
 
-# --slurm KEY=VALUE → submitit's SlurmExecutor parameter
-KEYS = {
-    "cpus": "cpus_per_task",
-    "mem": "mem",
-    "time": "time",
-    "partition": "partition",
-    "account": "account",
-    "nodes": "nodes",
-    "sbatch": "additional_parameters",  # extra sbatch options: sbatch=qos:high,constraint:a100
-}
 ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING"}
 
 
-def slurm_parameters(options: LaunchOptions, profile: str, gpus_per_run: int) -> dict[str, Any]:
-    """submitit parameters: the profile's `launch.slurm`, then the --slurm flags.
+def profile_slurm(profile: str) -> dict[str, Any]:
+    """The profile's `launch: {slurm: {...}}` section ({} without one)."""
+    launch = (yaml.safe_load(profile_path(profile).read_text(encoding="utf-8")) or {}).get("launch") or {}
+    return launch.get("slurm") or {}
 
-    >>> slurm_parameters(LaunchOptions(slurm={"cpus": "4", "sbatch": "qos:high"}), "tiny", 2)["additional_parameters"]
+
+def unit_gpus(settings: dict[str, str], options: LaunchOptions, unit: Unit) -> int:
+    """A training unit's GPUs; an evaluation unit's: one, or none when training runs on CPUs."""
+    gpus = training_gpus(settings, options.gpus_per_run)
+    return gpus if unit.config is not None else min(1, gpus)
+
+
+def slurm_parameters(options: LaunchOptions, unit: Unit) -> dict[str, Any]:
+    """submitit parameters of the job that runs `unit` (launch/slurm_resources.py).
+
+    >>> from pathlib import Path
+    >>> unit = Unit("base/counting", "tiny", Path("base"), ("counting",))
+    >>> slurm_parameters(LaunchOptions(slurm={"cpus": "4", "sbatch": "qos:high"}), unit)["additional_parameters"]
     {'qos': 'high'}
     """
-    launch = (yaml.safe_load(profile_path(profile).read_text(encoding="utf-8")) or {}).get("launch") or {}
-    chosen = {**{k: str(v) for k, v in (launch.get("slurm") or {}).items()}, **options.slurm}
-    params: dict[str, Any] = {"ntasks_per_node": 1, "cpus_per_task": 1}
-    if gpus_per_run:
-        params["gpus_per_node"] = gpus_per_run
-    for key, value in chosen.items():
-        if key not in KEYS:
-            raise ConfigError(f"unknown --slurm key '{key}'{did_you_mean(key, list(KEYS))}")
-        if key == "sbatch":
-            pairs = [item.split(":", 1) for item in value.split(",") if item]
-            params[KEYS[key]] = {name: text for name, text in pairs}
-        else:
-            params[KEYS[key]] = int(value) if value.isdigit() and key in ("cpus", "nodes") else value
-    return params
-
-
-def sbatch_flags(params: dict[str, Any]) -> str:
-    """The sbatch options the parameters become (what --dry-run shows).
-
-    >>> sbatch_flags({"gpus_per_node": 2, "cpus_per_task": 8, "additional_parameters": {"qos": "high"}})
-    '--gpus-per-node=2 --cpus-per-task=8 --qos=high'
-    """
-    flat = {k: v for k, v in params.items() if k != "additional_parameters" and v not in (0, None)}
-    flat.update(params.get("additional_parameters") or {})
-    return " ".join(f"--{key.replace('_', '-')}={value}" for key, value in flat.items())
+    settings = resource_settings(profile_slurm(unit.profile), options.slurm)
+    gpus = unit_gpus(settings, options, unit)
+    return {**job_parameters(settings, gpus, evaluation=unit.config is None), "job_name": f"mr1-{unit.name}"}
 
 
 def queue_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
@@ -104,20 +92,19 @@ def queue_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
 class SlurmLauncher:
     def __init__(self, options: LaunchOptions) -> None:
         self.options = options
-        self.gpus_per_run = options.gpus_per_run or 0
-
-    def _params(self, unit: Unit) -> dict[str, Any]:
-        return {
-            **slurm_parameters(self.options, unit.profile, self.gpus_per_run),
-            "job_name": f"mr1-{unit.name}",
-        }
 
     def where(self, units: list[Unit]) -> dict[str, str]:
         return {unit.name: "slurm job" for unit in units if not unit_done(unit)}
 
     def dry_run(self, units: list[Unit], console: Console) -> None:
-        rows = [(u.name, sbatch_flags(self._params(u)), str(u.log)) for u in units if not unit_done(u)]
-        console.print(status_table("SLURM jobs to submit", ("run", "sbatch parameters", "log"), rows))
+        rows = []
+        for unit in units:
+            if not unit_done(unit):
+                params = {k: v for k, v in slurm_parameters(self.options, unit).items() if k != "job_name"}
+                kind = "train + eval" if unit.config is not None else "eval"
+                rows.append((unit.name, kind, sbatch_flags(params), str(unit.log)))
+        columns = ("run", "kind", "sbatch parameters", "log")
+        console.print(status_table("SLURM jobs to submit", columns, rows))
 
     def run(self, units: list[Unit], console: Console) -> Outcome:
         todo = [unit for unit in units if not unit_done(unit)]
@@ -139,11 +126,12 @@ class SlurmLauncher:
             raise ConfigError("--launcher slurm needs submitit: pip install 'mr1[slurm]' (or submitit)")
         import submitit
 
-        params = self._params(unit)
-        threads = int(params["cpus_per_task"])  # the job's CPUs, all of them for torch
-        job_file = write_job(
-            unit, threads=threads, gpus_per_run=self.gpus_per_run, distributed=self.options.distributed
-        )
+        params = slurm_parameters(self.options, unit)
+        gpus = int(params.get("gpus_per_node", 0))
+        threads = max(
+            1, int(params["cpus_per_task"]) // max(1, gpus)
+        )  # the job's CPUs, shared by its processes
+        job_file = write_job(unit, threads=threads, gpus_per_run=gpus, distributed=self.options.distributed)
         executor = submitit.SlurmExecutor(folder=unit.home / "launch" / "slurm", max_num_timeout=0)
         executor.update_parameters(**params, stderr_to_stdout=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MR1_THREADS": str(threads)}

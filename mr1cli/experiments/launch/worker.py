@@ -14,13 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 
 from mr1cli.core.errors import Mr1Error
-from mr1cli.data.files import atomic_write_text
 from mr1cli.experiments.launch.accelerate_cmd import accelerate_config, slurm_machine, worker_command
 from mr1cli.experiments.units import Unit, run_unit
+from mr1cli.files import atomic_write_text
 from mr1cli.training.progress import log_to_console
 
 
@@ -50,6 +49,8 @@ def _under_accelerate(job_file: Path, job: dict[str, Any], unit: Unit) -> None:
 
 
 def main(argv: list[str]) -> int:
+    import torch  # here, not at the top: the parent imports write_job and must start without torch
+
     job_file = Path(argv[0])
     job = json.loads(job_file.read_text())
     unit = Unit.from_json(job["unit"])

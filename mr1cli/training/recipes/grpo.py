@@ -1,15 +1,20 @@
 """GRPO / GRPO-D recipe: rollout → reward → group advantage → clipped update with β(s)·KL.
 
-GRPO and GRPO-D differ only by the KL schedule (config `rl.kl_schedule`, or the method's).
+GRPO and GRPO-D differ only by the KL schedule (config `rl.kl.name`, or the method's).
 One optimizer step s:
   1. for each prompt, sample G completions from π_θ (temperature, top-p; `rl.sampler`: by default a
-     KV-cached loop that prefills each prompt once for its G completions, models/sampling.py);
+     KV-cached loop that prefills each prompt once for its G completions, models/sampling.py), all of
+     this process's prompts in one call (or `rl.rollout_batch` at a time), each prompt from a generator
+     seeded by (seed, step, its position in the step's batch); steps 3–4 run in `train.micro_batch`
+     chunks (training/rollouts.py);
   2. score them (accuracy + α·format), advantages Â = (r − mean_group) / (std_group + 1e-4);
   3. log-probs of the sampled tokens under π_ref (frozen, no grad) and, when μ > 1, under
      π_old (= π_θ before the update); with `rl.shared_prompt_forward` each prompt and its image are
      computed once for the G completions (models/shared_prompt.py; same values), here and in step 4;
   4. μ times: loss = −[min(ρÂ, clip(ρ)Â) − β(s)·KL_k3] averaged per completion then over
      completions; backward, clip the gradient, optimizer step.
+Every forward runs in the compute dtype `model.dtype` (bf16 autocast over float32 master weights,
+models/precision.py); log-probs, advantages, the k3 KL and the loss are float32.
 With μ = 1 (ρ ≡ 1) the clip fraction is 0 and `loss/policy` averages the advantages (0 per group), so
 each updated step also logs `policy/entropy`, from the sampled tokens' log-probs under π_old.
 """
@@ -30,8 +35,6 @@ from mr1cli.config import RunConfig
 from mr1cli.core.errors import ConfigError, TrainingHalted
 from mr1cli.core.grpo_loss import group_advantages, grpo_loss, sampled_token_entropy
 from mr1cli.core.kl_schedules import schedule_from_settings
-from mr1cli.core.rewards import score_completion
-from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import (
     Decoding,
@@ -42,13 +45,17 @@ from mr1cli.models.batching import (
 )
 from mr1cli.models.loading import load_for_config
 from mr1cli.models.lora import reference_off
-from mr1cli.models.sampling import SAMPLERS
-from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
+from mr1cli.models.samplers import SAMPLERS
+from mr1cli.tasks import get_task
+from mr1cli.tasks.rewards import score_completion
+from mr1cli.training.distributed import as_float, prepare_frozen
+from mr1cli.training.rollouts import Sampled, micro_batches
+from mr1cli.training.steps import build_lr_scheduler, build_optimizer, prompt_seed, seed_step
 
 
 @dataclass
 class Rollout:
-    """One micro-batch of prompts with their G completions each, ready for the loss."""
+    """One micro-batch of `train.micro_batch` prompts with their G completions each, ready for the loss."""
 
     batch: dict[str, torch.Tensor]  # full sequences, completion_mask included
     advantages: torch.Tensor  # [N]
@@ -84,7 +91,8 @@ class GRPORecipe:
         if self.schedule.can_be_positive(total_steps) and not self.reference_is_policy:
             reference = self._load(reference_path, for_reference=True).model
             reference.requires_grad_(False)
-            self.reference = reference.eval()
+            self.reference = prepare_frozen(accelerator, reference.eval())
+        self.precision = policy.precision
         optimizer = build_optimizer(policy.model, cfg.train)
         self.scheduler = build_lr_scheduler(optimizer, cfg.train, total_steps)
         self.model, self.optimizer = accelerator.prepare(policy.model, optimizer)
@@ -99,7 +107,9 @@ class GRPORecipe:
     # ------------------------------------------------------------------ rollout
 
     @torch.no_grad()
-    def rollout(self, chunk: Sequence[Example], timings: dict[str, float]) -> Rollout:
+    def sample(self, chunk: Sequence[Example], seeds: Sequence[int], timings: dict[str, float]) -> Sampled:
+        """G completions for each prompt of `chunk` in one sampler call (prompt i draws from `seeds[i]`),
+        scored, with their group advantages."""
         rl, m = self.cfg.rl, self.cfg.model
         policy = self.accelerator.unwrap_model(self.model)
         prompts = [chat_prompt(self.processor, self.task.train_prompt(ex.question)) for ex in chunk]
@@ -120,8 +130,10 @@ class GRPORecipe:
             top_p=rl.top_p,
             top_k=rl.top_k,
             num_return_sequences=rl.num_generations,
+            prompt_seeds=tuple(seeds),
         )
-        completions = SAMPLERS.get(rl.sampler)(policy, self.processor, prompt_batch, decoding)  # N = B·G
+        with self.precision.autocast():
+            completions = SAMPLERS.get(rl.sampler)(policy, self.processor, prompt_batch, decoding)  # N = B·G
         timings["generation"] += time.perf_counter() - started
         texts = self.processor.tokenizer.batch_decode(completions, skip_special_tokens=True)
         truths = [ex.truth for ex in chunk for _ in range(rl.num_generations)]
@@ -140,19 +152,32 @@ class GRPORecipe:
             name: torch.tensor([s.components[name] for s in scored]) for name in self.cfg.reward.weights
         }
         advantages = group_advantages(rewards, rl.num_generations)  # [N]
-        batch = append_completions(prompt_batch, completions, self.pad_id)
+        return Sampled(prompt_batch, completions, rewards, components, advantages)
+
+    @torch.no_grad()
+    def rollout(self, sampled: Sampled, timings: dict[str, float]) -> Rollout:
+        """One micro-batch ready for the loss: full sequences, and their π_ref and π_old log-probs."""
+        rl = self.cfg.rl
+        policy = self.accelerator.unwrap_model(self.model)
+        batch = append_completions(sampled.prompt_batch, sampled.completions, self.pad_id)
         batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
         started = time.perf_counter()
         log_probs = self._log_probs_fn(shared=rl.shared_prompt_forward)  # no grad, unwrapped models
-        logp_ref = log_probs(self.reference, batch) if self.reference is not None else None
-        if self.reference_is_policy:
-            with reference_off(policy) as reference:
-                logp_ref = log_probs(reference, batch)
-        logp_old = log_probs(policy, batch) if rl.num_iterations > 1 else None
+        with self.precision.autocast():
+            logp_ref = log_probs(self.reference, batch) if self.reference is not None else None
+            if self.reference_is_policy:
+                with reference_off(policy) as reference:
+                    logp_ref = log_probs(reference, batch)
+            logp_old = log_probs(policy, batch) if rl.num_iterations > 1 else None
         timings["reference"] += time.perf_counter() - started
-        lengths = torch.tensor([len(c) for c in completions], dtype=torch.float32)
         return Rollout(
-            batch, advantages.to(self.accelerator.device), logp_old, logp_ref, rewards, components, lengths
+            batch,
+            sampled.advantages.to(self.accelerator.device),
+            logp_old,
+            logp_ref,
+            sampled.rewards,
+            sampled.components,
+            sampled.lengths,
         )
 
     # ------------------------------------------------------------------ step
@@ -161,13 +186,18 @@ class GRPORecipe:
         rl, train = self.cfg.rl, self.cfg.train
         beta = self.schedule(step, self.total_steps)  # β(s), Eq. 3 for GRPO-D
         timings = {"generation": 0.0, "reference": 0.0, "update": 0.0}
-        rollouts = []
         first_prompt = self.accelerator.process_index * len(indices)  # this shard's place in the step's batch
-        for offset in range(0, len(indices), train.micro_batch):
-            # Seeded by the micro-batch's global position, so one process or N processes sample alike.
-            seed_step(train.seed, step, first_prompt + offset)
-            chunk = indices[offset : offset + train.micro_batch]
-            rollouts.append(self.rollout([self.examples[i] for i in chunk], timings))
+        per_call = rl.rollout_batch or len(indices)
+        samples = []
+        for offset in range(0, len(indices), per_call):
+            chunk = indices[offset : offset + per_call]
+            position = first_prompt + offset  # global positions: one process or N processes sample alike
+            seed_step(train.seed, step, position)
+            seeds = [prompt_seed(train.seed, step, position + i) for i in range(len(chunk))]
+            samples.append(self.sample([self.examples[i] for i in chunk], seeds, timings))
+        rollouts = [
+            self.rollout(mb, timings) for mb in micro_batches(samples, train.micro_batch, self.pad_id)
+        ]
         rewards = self._gather(torch.cat([r.rewards for r in rollouts]))
         if not torch.isfinite(rewards).all():
             raise TrainingHalted(
@@ -187,7 +217,7 @@ class GRPORecipe:
                 "loss/policy": 0.0,
                 "kl/mean": 0.0,
                 "train/clip_fraction": 0.0,
-                **_timing_metrics(timings, metrics, step),
+                **_timing_metrics(timings, metrics),
             }
         started = time.perf_counter()
         update = {}
@@ -195,7 +225,7 @@ class GRPORecipe:
             update = self._update(rollouts, beta, step)
         self.scheduler.step()
         timings["update"] = time.perf_counter() - started
-        return metrics | update | {"train/skipped": 0.0, **_timing_metrics(timings, metrics, step)}
+        return metrics | update | {"train/skipped": 0.0, **_timing_metrics(timings, metrics)}
 
     def _update(self, rollouts: list[Rollout], beta: float, step: int) -> dict[str, float]:
         rl = self.cfg.rl
@@ -204,7 +234,8 @@ class GRPORecipe:
         surprisal_sum, completion_tokens = 0.0, 0.0  # for policy/entropy over this step's tokens
         log_probs = self._log_probs_fn(shared=rl.shared_prompt_forward and self._can_share_with_grad())
         for r in rollouts:
-            logp_new = log_probs(self.model, r.batch)  # [N, S-1]
+            with self.precision.autocast():  # the forward in the compute dtype; the loss below in float32
+                logp_new = log_probs(self.model, r.batch)  # [N, S-1] float32
             logp_old = r.logp_old if r.logp_old is not None else logp_new.detach()  # ρ ≡ 1 when μ = 1
             mask = r.batch["completion_mask"][:, 1:]  # [N, S-1]
             terms = grpo_loss(
@@ -267,7 +298,7 @@ class GRPORecipe:
         if not params:
             return 0.0
         max_norm = self.cfg.train.max_grad_norm if self.cfg.train.max_grad_norm > 0 else float("inf")
-        return float(self.accelerator.clip_grad_norm_(params, max_norm))
+        return as_float(self.accelerator.clip_grad_norm_(params, max_norm))
 
     def _gather(self, values: torch.Tensor) -> torch.Tensor:
         return self.accelerator.gather(values.to(self.accelerator.device)).cpu()
@@ -289,7 +320,7 @@ class GRPORecipe:
         return metrics
 
 
-def _timing_metrics(timings: dict[str, float], metrics: dict[str, float], step: int) -> dict[str, float]:
+def _timing_metrics(timings: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:
     return {
         "perf/generation_s": timings["generation"],
         "perf/reference_s": timings["reference"],

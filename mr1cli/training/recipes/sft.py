@@ -3,6 +3,8 @@
 Targets: `sft.target=answer` trains on "<answer> x </answer>" (the paper's SFT baseline);
 `sft.target=reasoning` on "<think> trace </think><answer> x </answer>" when the data has a
 trace (the synthetic warm-up split that builds the tiny base).
+The forward runs in the compute dtype `model.dtype` (bf16 autocast over float32 master weights,
+models/precision.py); the cross-entropy is float32.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import torch
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import TrainingHalted
-from mr1cli.core.task import get_task
 from mr1cli.data.example import Example
 from mr1cli.models.batching import IGNORE_INDEX, chat_prompt, sft_batch
 from mr1cli.models.loading import load_for_config
+from mr1cli.tasks import get_task
+from mr1cli.training.distributed import as_float
 from mr1cli.training.steps import build_lr_scheduler, build_optimizer, seed_step
 
 
@@ -44,6 +47,7 @@ class SFTRecipe:
         self.accelerator = accelerator
         loaded = load_for_config(model_path, cfg.model, device=str(accelerator.device))
         self.processor = loaded.processor
+        self.precision = loaded.precision
         optimizer = build_optimizer(loaded.model, cfg.train)
         self.scheduler = build_lr_scheduler(optimizer, cfg.train, total_steps)
         self.model, self.optimizer = accelerator.prepare(loaded.model, optimizer)
@@ -82,7 +86,8 @@ class SFTRecipe:
         for batch in batches:
             batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
             labels = batch.pop("labels")  # [B, L]
-            logits = self.model(**batch, use_cache=False).logits[:, :-1]  # [B, L-1, V]
+            with self.precision.autocast():  # the forward in the compute dtype; the loss in float32
+                logits = self.model(**batch, use_cache=False).logits[:, :-1]  # [B, L-1, V]
             nll = torch.nn.functional.cross_entropy(
                 logits.float().reshape(-1, logits.shape[-1]),
                 labels[:, 1:].reshape(-1),
@@ -115,6 +120,6 @@ class SFTRecipe:
         max_norm = self.cfg.train.max_grad_norm
         params = [p for p in self.model.parameters() if p.grad is not None]
         if max_norm > 0:
-            return float(self.accelerator.clip_grad_norm_(params, max_norm))
+            return as_float(self.accelerator.clip_grad_norm_(params, max_norm))
         norms = [p.grad.detach().norm() for p in params]
         return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
