@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from mr1cli import __version__
 from mr1cli.cli import launch as grid
+from mr1cli.cli.base import BASE_EPILOG, base
 from mr1cli.cli.bench import bench_app
 from mr1cli.cli.data import data_app
 from mr1cli.cli.options import (
@@ -342,44 +343,7 @@ def export(
     console.print(f"wrote {export_checkpoint(checkpoint, output_dir(out, '--out'), merge=merge)}")
 
 
-@app.command(
-    name="base",
-    epilog="Examples:\n\n    mr1 base              # build once (13 min on 2 cores) or reuse, and check the hash\n\n"
-    "    mr1 base --rebuild    # delete the cached base and build it again",
-)
-def base(
-    rebuild: Annotated[bool, typer.Option(help="delete the cached tiny base and build it again")] = False,
-    record: Annotated[
-        bool,
-        typer.Option(
-            help="maintainers: write its hash as the expected one (after a tiny-base config change)"
-        ),
-    ] = False,
-) -> None:
-    """Build (once) the tiny base the tiny profile starts from, and check its weights' sha256 against
-    the expected one (experiments/profiles/tiny-base.expected.json)."""
-    import time
-
-    from mr1cli.zoo import builds
-
-    log_to_console(console)
-    started = time.monotonic()
-    final = builds.rebuild_tiny_base() if rebuild else builds.ensure_tiny_base()
-    if record:
-        console.print(
-            f"wrote {builds.record_expected(final, time.monotonic() - started if rebuild else None)}"
-        )
-    found, expected = builds.weights_sha256(final), builds.expected_sha256(final.parent.name)
-    verdict = (
-        "no expected hash for this config"
-        if expected is None
-        else ("matches" if found == expected else "DIFFERS")
-    )
-    out = Console()
-    out.print(f"tiny base  {final}", soft_wrap=True, highlight=False)
-    out.print(f"sha256     {found}  ({verdict})", soft_wrap=True, highlight=False)
-    if expected is not None and found != expected:
-        out.print(f"expected   {expected}", soft_wrap=True, highlight=False)
+app.command(name="base", epilog=BASE_EPILOG)(base)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,10 @@
 """`mr1 eval --samples K`: K completions per example at the RL sampling settings, beside greedy.
 
 The samples use the rollout sampler (`rl.sampler`) with `rl.temperature`, `rl.top_p` and `rl.top_k`
-and the evaluation's token cap, seeded from the sample seed and the batch's first example, so a
-rerun with the same settings (`eval.batch_size` included) draws the same completions. Scoring and the
+and the evaluation's token cap. The mr1 sampler draws each example's completions from that
+example's own seed (the sample seed and its position), so a rerun draws the same completions
+whatever `eval.batch_size`; the transformers sampler draws from the batch's seed (same batch size,
+same completions). Scoring and the
 statistics (pass@k, majority@k, mean sampled accuracy) are in `core/sampled_stats.py`.
 """
 
@@ -17,7 +19,7 @@ from mr1cli.config import RunConfig
 from mr1cli.core.sampled_stats import Sampling, majority_vote, sampled_summary
 from mr1cli.core.task import SCORING_MODES
 from mr1cli.models.batching import Decoding
-from mr1cli.models.sampling import SAMPLERS
+from mr1cli.models.samplers import SAMPLERS
 from mr1cli.tasks import get_task
 
 __all__ = ["Sampling", "batch_seed", "draw_samples", "score_samples"]
@@ -51,6 +53,9 @@ def draw_samples(
         temperature=rl.temperature,
         top_p=rl.top_p,
         top_k=rl.top_k,
+        prompt_seeds=tuple(
+            batch_seed(sampling.seed, first_example + i) for i in range(len(prompt_batch["input_ids"]))
+        ),
     )
     device = next(model.parameters()).device
     devices = [device.index or 0] if device.type == "cuda" else []

@@ -78,13 +78,20 @@ def build_command(plan: Path, processes: int) -> list[str]:
     ]
 
 
-def launch_build(run_dir: Path, configs: dict, *, processes: int | None = None) -> Path:
-    """Build the base described by `configs` (task → RunConfig of the tiny-base warm-up) into
-    `run_dir` in pinned subprocesses; return its final/ folder. The child's output is this process's."""
+def launch_build(run_dir: Path, configs: dict, base_model: str, *, processes: int | None = None) -> Path:
+    """Build the base described by `configs` (task → RunConfig of the tiny-base warm-up), starting from
+    the model folder `base_model`, into `run_dir` in pinned subprocesses; return its final/ folder.
+    The child's output is this process's."""
     plan = run_dir.parent / f".{run_dir.name}.plan.json"
     plan.parent.mkdir(parents=True, exist_ok=True)
     plan.write_text(
-        json.dumps({"run_dir": str(run_dir), "configs": {t: c.to_dict() for t, c in configs.items()}})
+        json.dumps(
+            {
+                "run_dir": str(run_dir),
+                "base_model": base_model,
+                "configs": {t: c.to_dict() for t, c in configs.items()},
+            }
+        )
     )
     first = next(iter(configs.values())).train
     halves = first.micro_batch * BUILD_PROCESSES == first.prompts_per_step
@@ -125,7 +132,6 @@ def main(argv: list[str]) -> None:
     from mr1cli.data.for_config import load_examples
     from mr1cli.training import run_training
     from mr1cli.training.progress import log_to_console
-    from mr1cli.zoo.builds import resolve_model
 
     _check_pins()
     plan = json.loads(Path(argv[0]).read_text())
@@ -143,12 +149,9 @@ def main(argv: list[str]) -> None:
         load_examples(configs[task], "warmup", task)
     state.wait_for_everyone()
     examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
-    first = configs[tasks[0]]
-    base_model = resolve_model(first.model.name_or_path, first)
-    state.wait_for_everyone()
     run_training(
-        first,
-        base_model=base_model,
+        configs[tasks[0]],
+        base_model=plan["base_model"],
         output_dir=Path(plan["run_dir"]),
         resume=True,
         train_examples=examples,

@@ -161,9 +161,15 @@ def ensure_tiny_base() -> Path:
                     "ETA below); later runs reuse it",
                     run_dir,
                 )
-                launch_build(run_dir, tiny_base_configs())
+                _launch_build(run_dir)
     check_tiny_base(run_dir / "final")
     return run_dir / "final"
+
+
+def _launch_build(run_dir: Path) -> Path:
+    configs = tiny_base_configs()
+    first = next(iter(configs.values()))
+    return launch_build(run_dir, configs, resolve_model(first.model.name_or_path, first))
 
 
 def rebuild_tiny_base() -> Path:
@@ -171,7 +177,7 @@ def rebuild_tiny_base() -> Path:
     run_dir = tiny_base_dir()
     with build_lock(run_dir.name):
         shutil.rmtree(run_dir, ignore_errors=True)
-        launch_build(run_dir, tiny_base_configs())
+        _launch_build(run_dir)
     check_tiny_base.cache_clear()
     check_tiny_base(run_dir / "final")
     return run_dir / "final"

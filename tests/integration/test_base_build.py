@@ -42,11 +42,11 @@ def test_one_process_and_two_give_the_same_weights_and_answers(tiny_model_dir, t
     configs = scaled_down(tiny_model_dir)
     assert configs["counting"].train.micro_batch * 2 == configs["counting"].train.prompts_per_step
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    one = launch_build(tmp_path / "one", configs, processes=1)
+    one = launch_build(tmp_path / "one", configs, str(tiny_model_dir), processes=1)
     # The caller's threads and kernels do not reach the build (it refuses to run on other kernels).
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")
-    two = launch_build(tmp_path / "two", configs, processes=2)
+    two = launch_build(tmp_path / "two", configs, str(tiny_model_dir), processes=2)
     weights = (one / "model.safetensors").read_bytes()
     assert weights == (two / "model.safetensors").read_bytes()
     assert weights != (tiny_model_dir / "model.safetensors").read_bytes()  # it trained

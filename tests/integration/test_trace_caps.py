@@ -8,8 +8,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from mr1cli.config_loading import load_config
-from mr1cli.data.synthetic import counting
-from mr1cli.data.synthetic.splits import SPLITS, sample_spec
+from mr1cli.data.synthetic import SPLITS, sample_spec
+from mr1cli.tasks.counting import scenes as counting
 from mr1cli.zoo.builds import ensure_tiny_model
 
 MARGIN = 16
