@@ -64,10 +64,11 @@ BENCH_PROFILES: Registry[BenchProfile] = Registry("bench profile")
 BENCH_PROFILES.add(
     "tiny",
     BenchProfile(
-        "the tiny profile's GRPO-D counting run (8 prompts × G=4, 48 tokens) on CPU, untrained tiny model",
+        "the tiny profile's GRPO-D counting run cut to one micro-batch of 8 prompts per step (× G=8, "
+        "112 tokens) on CPU, untrained tiny model",
         "tiny",
         "tiny",
-        ("train.eval_every=0",),
+        ("train.eval_every=0", "train.prompts_per_step=8", "train.micro_batch=8"),
         needs_gpu=False,
         eval_model="tiny-base",  # evaluation is measured on the model the tiny profile evaluates
     ),

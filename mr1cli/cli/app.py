@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from mr1cli import __version__
 from mr1cli.cli import launch as grid
+from mr1cli.cli.base import BASE_EPILOG, base
 from mr1cli.cli.bench import bench_app
 from mr1cli.cli.data import data_app
 from mr1cli.cli.options import (
@@ -139,6 +140,7 @@ def train(
     name="eval",
     epilog="Examples:\n\n"
     "    mr1 eval --checkpoint tiny-base --task counting --limit 50\n\n"
+    "    mr1 eval --checkpoint tiny-base --task counting --split heldout --samples 8   # + pass@k, majority@8\n\n"
     "    mr1 eval --checkpoint <RUN_DIR> --task geometry   # a run from `mr1 train`, scored with its own config\n\n"
     "    mr1 eval --checkpoint Qwen/Qwen2-VL-2B-Instruct --task geometry --profile paper --limit 100\n\n"
     "    mr1 eval --rescore <SAVED_COMPLETIONS.json> --task geometry --scoring strict" + PLACEHOLDERS,
@@ -171,12 +173,22 @@ def evaluate(
     scoring: Annotated[
         str | None, typer.Option(help="headline scoring mode: r1v or strict (both are always saved)")
     ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            help="also sample K completions per example at the RL settings (rl.temperature, rl.top_p, "
+            "rl.top_k): mean sampled accuracy, pass@k (unbiased estimator, k = 1, 2, 4, … K) and majority@K"
+        ),
+    ] = 0,
+    sample_seed: Annotated[int, typer.Option(help="seed of the --samples draws")] = 0,
     overrides: EvalOverrides = None,
 ) -> None:
     """Evaluate a checkpoint on a test set, or re-score saved completions."""
+    from mr1cli.core.sampled_stats import Sampling
     from mr1cli.runs.eval import run_eval_command
 
     _at_least(limit, 0, "--limit", "(0 = all examples)")
+    _at_least(samples, 0, "--samples", "(0 = greedy only)")
     if rescore is not None:
         input_file(rescore, "--rescore")
     if output is not None:
@@ -193,6 +205,7 @@ def evaluate(
         rescore=rescore,
         scoring=scoring,
         overrides=list(overrides or []),
+        sampling=Sampling(k=samples, seed=sample_seed),
     )
 
 
@@ -328,6 +341,9 @@ def export(
     from mr1cli.models.export import export_checkpoint
 
     console.print(f"wrote {export_checkpoint(checkpoint, output_dir(out, '--out'), merge=merge)}")
+
+
+app.command(name="base", epilog=BASE_EPILOG)(base)
 
 
 def main(argv: list[str] | None = None) -> int:

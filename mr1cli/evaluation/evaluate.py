@@ -1,4 +1,5 @@
-"""Evaluation: batched greedy generation → per-example scoring in both modes → summary.
+"""Evaluation: batched greedy generation (and, with `Sampling(k=K)`, K sampled completions per
+example: `mr1 eval --samples K`) → per-example scoring in both modes → summary.
 
 Also re-scores saved completions without a model (`mr1 eval --rescore`).
 """
@@ -16,6 +17,7 @@ from mr1cli.core.errors import DataError
 from mr1cli.core.task import SCORING_MODES
 from mr1cli.data.example import Example
 from mr1cli.evaluation.provenance import row_fields
+from mr1cli.evaluation.sampled import Sampling, draw_samples, score_samples
 from mr1cli.files import atomic_write_text
 from mr1cli.models.batching import Decoding, chat_prompt, encode_prompts, generate
 from mr1cli.models.precision import model_precision
@@ -47,7 +49,8 @@ def score_rows(rows: Sequence[dict[str, Any]], task_name: str, scoring: str) -> 
         scored["correct"] = scored[f"correct_{scoring}"]
         scored["format"] = scored[f"format_{scoring}"]
         predictions.append(scored)
-    return EvalResult(predictions, summarize(predictions, task_name, scoring))
+    sampled = score_samples(predictions, task_name, scoring)
+    return EvalResult(predictions, {**summarize(predictions, task_name, scoring), **sampled})
 
 
 def summarize(predictions: Sequence[dict[str, Any]], task_name: str, scoring: str) -> dict[str, Any]:
@@ -82,9 +85,11 @@ def evaluate_model(
     *,
     task_name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    sampling: Sampling = Sampling(),
 ) -> EvalResult:
-    """Greedy answers for every example, scored as the config's `eval` section says, on `cfg.task`
-    or on `task_name` (cross-task evaluation); the model computes in `model.dtype` (autocast)."""
+    """Greedy answers for every example (and `sampling.k` sampled ones), scored as the config's
+    `eval` section says, on `cfg.task` or on `task_name` (cross-task evaluation); the model computes
+    in `model.dtype` (autocast)."""
     task_name = task_name or cfg.task
     task = get_task(task_name)
     max_new_tokens = cfg.eval.max_new_tokens or task.eval_max_new_tokens
@@ -103,16 +108,26 @@ def evaluate_model(
             completions = generate(
                 model, processor, batch, Decoding(max_new_tokens=max_new_tokens, do_sample=False)
             )
-        for example, tokens in zip(chunk, completions, strict=True):
-            rows.append(
-                {
-                    "id": example.id,
-                    "question": example.question,
-                    "completion": processor.tokenizer.decode(tokens, skip_special_tokens=True),
-                    "truth": example.truth,
-                    "length": len(tokens),
-                }
+            k = sampling.k
+            sampled = (
+                draw_samples(
+                    model, processor, batch, cfg, sampling, max_new_tokens=max_new_tokens, first_example=start
+                )
+                if k
+                else []
             )
+        for i, (example, tokens) in enumerate(zip(chunk, completions, strict=True)):
+            row = {
+                "id": example.id,
+                "question": example.question,
+                "completion": processor.tokenizer.decode(tokens, skip_special_tokens=True),
+                "truth": example.truth,
+                "length": len(tokens),
+            }
+            if k:
+                mine = sampled[i * k : (i + 1) * k]
+                row["samples"] = [processor.tokenizer.decode(t, skip_special_tokens=True) for t in mine]
+            rows.append(row)
         if progress is not None:
             progress(len(chunk))
     return score_rows(rows, task_name, cfg.eval.scoring)

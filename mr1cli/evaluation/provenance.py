@@ -13,7 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from mr1cli.config import RunConfig
+from mr1cli.core.sampled_stats import Sampling
 from mr1cli.data.example import Example
+
+
+def sampling_settings(cfg: RunConfig, sampling: Sampling) -> dict[str, Any]:
+    """What the sampled completions depend on (recorded in the provenance and the folder name)."""
+    rl = cfg.rl
+    return {
+        "samples": sampling.k,
+        "temperature": rl.temperature,
+        "top_p": rl.top_p,
+        "top_k": rl.top_k,
+        "sampler": rl.sampler,
+        "seed": sampling.seed,
+    }
 
 
 def examples_hash(examples: Sequence[Example]) -> str:
@@ -51,8 +65,12 @@ def eval_provenance(
     split: str,
     examples: Sequence[Example],
     run_config: Path | None,
+    sampling: Sampling = Sampling(),
 ) -> dict[str, Any]:
+    """The record of what was evaluated how; `settings` (what changes the scores) names the folder.
+    A sampled evaluation (`--samples K`) adds its sampling settings; a greedy one is named as before."""
     d, m, e = cfg.data, cfg.model, cfg.eval
+    sampled = {"sampling": sampling_settings(cfg, sampling)} if sampling.k else {}
     source = getattr(d, split)
     local = Path(model_folder)
     return {
@@ -76,6 +94,7 @@ def eval_provenance(
             "min_pixels": m.min_pixels,
             "max_pixels": m.max_pixels,
             "decoding": "greedy",
+            **sampled,
         },
     }
 

@@ -15,6 +15,7 @@ from mr1cli.config import RunConfig
 from mr1cli.config_loading import config_from_dict, load_config
 from mr1cli.core.errors import CheckpointError, ConfigError, DataError, Interrupted
 from mr1cli.core.registry import did_you_mean
+from mr1cli.core.sampled_stats import Sampling
 from mr1cli.data.cache import default_cache_dir
 from mr1cli.evaluation.provenance import eval_provenance, file_hash, find_run_config, output_folder_name
 from mr1cli.zoo.builds import resolve_model
@@ -46,6 +47,25 @@ def summary_lines(summary: dict) -> list[str]:
         lines.append(f"{'format rate':<16} {summary['format_rate']:.1f} %")
     if summary.get("mean_length") is not None:
         lines.append(f"{'mean length':<16} {summary['mean_length']:.1f} tokens")
+    return lines + sampled_lines(summary)
+
+
+def sampled_lines(summary: dict) -> list[str]:
+    """The `--samples K` statistics as `key value` lines (none for a greedy-only evaluation).
+
+    >>> sampled_lines({"sampled/k": 4, "sampled/mean_accuracy": 40.0, "sampled/pass@1": 40.0,
+    ...                "sampled/pass@4": 80.0, "sampled/majority@4": 45.0, "sampled/format_rate": 99.0})
+    ['sampled (k = 4)  mean accuracy 40.0 %, format 99.0 %', '  pass@1         40.0 %', '  pass@4         80.0 %', '  majority@4     45.0 %']
+    """
+    k = summary.get("sampled/k")
+    if not k:
+        return []
+    lines = [
+        f"{f'sampled (k = {k})':<16} mean accuracy {summary['sampled/mean_accuracy']:.1f} %, "
+        f"format {summary['sampled/format_rate']:.1f} %"
+    ]
+    for key in (key for key in summary if key.startswith(("sampled/pass@", "sampled/majority@"))):
+        lines.append(f"  {key.removeprefix('sampled/'):<14} {summary[key]:.1f} %")
     return lines
 
 
@@ -123,7 +143,13 @@ def checkpoint_folder(checkpoint: str) -> str:
 
 
 def evaluate_checkpoint(
-    cfg: RunConfig, checkpoint: str, *, split: str, output: Path | None, run_config: Path | None = None
+    cfg: RunConfig,
+    checkpoint: str,
+    *,
+    split: str,
+    output: Path | None,
+    run_config: Path | None = None,
+    sampling: Sampling = Sampling(),
 ) -> EvalResult:
     from mr1cli.data.for_config import load_examples
     from mr1cli.evaluation.evaluate import write_eval_outputs
@@ -143,9 +169,15 @@ def evaluate_checkpoint(
         )
     loaded = load_for_config(folder, cfg.model, trainable=False)
     loaded.model.eval()
-    result = _evaluate(loaded, examples, cfg, f"evaluating {checkpoint} on {cfg.task} {split}")
+    result = _evaluate(loaded, examples, cfg, f"evaluating {checkpoint} on {cfg.task} {split}", sampling)
     provenance = eval_provenance(
-        cfg, checkpoint=checkpoint, model_folder=folder, split=split, examples=examples, run_config=run_config
+        cfg,
+        checkpoint=checkpoint,
+        model_folder=folder,
+        split=split,
+        examples=examples,
+        run_config=run_config,
+        sampling=sampling,
     )
     out_dir = output or default_output(folder, provenance)
     predictions, metrics = write_eval_outputs(result, out_dir, provenance)
@@ -156,7 +188,9 @@ def evaluate_checkpoint(
     return result
 
 
-def _evaluate(loaded: LoadedModel, examples: list, cfg: RunConfig, describe: str) -> EvalResult:
+def _evaluate(
+    loaded: LoadedModel, examples: list, cfg: RunConfig, describe: str, sampling: Sampling = Sampling()
+) -> EvalResult:
     """Evaluate with a progress bar; Ctrl-C stops at once and says that nothing was written."""
     from rich.progress import Progress
 
@@ -173,7 +207,9 @@ def _evaluate(loaded: LoadedModel, examples: list, cfg: RunConfig, describe: str
         logger.info("%s: %d examples", describe, len(examples))
         with Progress(console=console, transient=True) as progress:
             bar = progress.add_task(f"eval {cfg.task}", total=len(examples))
-            return evaluate_model(loaded.model, loaded.processor, examples, cfg, progress=advance)
+            return evaluate_model(
+                loaded.model, loaded.processor, examples, cfg, progress=advance, sampling=sampling
+            )
     except KeyboardInterrupt:
         raise Interrupted(
             f"stopped after {done} of {len(examples)} examples; nothing was written (run the command again)"
@@ -203,8 +239,11 @@ def run_eval_command(
     rescore: Path | None,
     scoring: str | None,
     overrides: list[str],
+    sampling: Sampling = Sampling(),
 ) -> EvalResult:
     extra = [f"eval.scoring={scoring}"] if scoring else []
+    if sampling.k and rescore is not None:
+        raise ConfigError("--samples draws new completions from a model; it does not combine with --rescore")
     if limit and split == "heldout":
         raise ConfigError("--limit works with --split test or train; the held-out set is evaluated whole")
     if limit:
@@ -236,4 +275,6 @@ def run_eval_command(
         return rescore_file(rescore, task=task, scoring=cfg.eval.scoring, output=output)
     if checkpoint is None:
         raise ConfigError("pass --checkpoint DIR_OR_HUB_ID (or --rescore FILE to re-score saved completions)")
-    return evaluate_checkpoint(cfg, checkpoint, split=split, output=output, run_config=run_config)
+    return evaluate_checkpoint(
+        cfg, checkpoint, split=split, output=output, run_config=run_config, sampling=sampling
+    )

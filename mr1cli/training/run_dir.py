@@ -58,8 +58,11 @@ class RunDir:
     # ------------------------------------------------------------ lifecycle
 
     def acquire(self) -> None:
-        """Take the run's lock; refuse with a clear message if another process holds it."""
+        """Take the run's lock; refuse with a clear message if another process holds it. In a
+        distributed run (torchrun's RANK > 0) only the main process locks: the others join its run."""
         self.path.mkdir(parents=True, exist_ok=True)
+        if os.environ.get("RANK", "0") != "0":
+            return
         lock = self.path / "run.lock"
         while True:
             handle = lock.open("a+")

@@ -8,25 +8,31 @@ itself: its callers (the CLI, `reproduce`, the bench) pass it the folder this mo
 tiny models are built once into the per-user cache (MR1_CACHE, default ~/.cache/mr1, see
 data/cache.py) and reused; a folder is only used once it is complete (each build writes
 atomically), and concurrent jobs wait for one build under a lock.
+
+The tiny base is built in pinned processes (`base_build.py`) so that every machine gets the same
+weights; their sha256 is checked against `experiments/profiles/tiny-base.expected.json` whenever the
+base is used, and a mismatch is said once, loudly. `mr1 base --rebuild` rebuilds it on request.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mr1cli.config import UNSCORED_TRAIN_KEYS, RunConfig
+from mr1cli.config import PROFILES_DIR, UNSCORED_TRAIN_KEYS, RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.registry import Registry
 from mr1cli.data.cache import build_lock, default_cache_dir
-from mr1cli.data.for_config import load_examples
 from mr1cli.data.sources import load_split
 from mr1cli.tasks import TASKS, get_task
 from mr1cli.training.run_dir import RunDir
+from mr1cli.zoo.base_build import PINNED_ENV, launch_build
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +113,17 @@ def ensure_tiny_model(image_size: int = 112) -> Path:
     return path
 
 
-def tiny_base_configs() -> dict[str, RunConfig]:
-    return {task: load_config(method="sft", task=task, profile="tiny-base") for task in tiny_tasks()}
+def tiny_base_configs(overrides: tuple[str, ...] = ()) -> dict[str, RunConfig]:
+    """The tiny-base warm-up config of every tiny task (`{task}` in an override names the task)."""
+    return {
+        task: load_config(
+            method="sft",
+            task=task,
+            profile="tiny-base",
+            overrides=[o.replace("{task}", task) for o in overrides],
+        )
+        for task in tiny_tasks()
+    }
 
 
 # Only what the SFT warm-up reads enters the base's cache key, so that a config key added for
@@ -136,32 +151,100 @@ def tiny_base_dir() -> Path:
 
 
 def ensure_tiny_base() -> Path:
-    """Warm the tiny model up on both tasks' warm-up splits (one SFT run), once; return final/."""
-    from mr1cli.training.train import run_training  # torch: only when the base is built
-
+    """The tiny model warmed up on both tasks' warm-up splits (one SFT run), built once; final/."""
     run_dir = tiny_base_dir()
-    if RunDir(run_dir).is_done():
-        return run_dir / "final"
+    if not RunDir(run_dir).is_done():
+        with build_lock(run_dir.name):
+            if not RunDir(run_dir).is_done():  # another job may have built it while we waited
+                logger.info(
+                    "building the tiny base model once into %s (about 13 min on 2 idle cores; progress and "
+                    "ETA below); later runs reuse it",
+                    run_dir,
+                )
+                _launch_build(run_dir)
+    check_tiny_base(run_dir / "final")
+    return run_dir / "final"
+
+
+def _launch_build(run_dir: Path) -> Path:
+    configs = tiny_base_configs()
+    first = next(iter(configs.values()))
+    return launch_build(run_dir, configs, resolve_model(first.model.name_or_path, first))
+
+
+def rebuild_tiny_base() -> Path:
+    """Delete the cached tiny base of today's config and build it again (`mr1 base --rebuild`)."""
+    run_dir = tiny_base_dir()
     with build_lock(run_dir.name):
-        if RunDir(run_dir).is_done():  # another job built it while we waited
-            return run_dir / "final"
-        configs = tiny_base_configs()
-        examples = [ex for task, cfg in configs.items() for ex in load_examples(cfg, "warmup", task)]
-        logger.info(
-            "building the tiny base model once into %s: SFT on %d warm-up examples of every tiny-base task "
-            "(about 5 min on an idle 2-core CPU; progress and ETA below); later runs reuse it",
-            run_dir,
-            len(examples),
+        shutil.rmtree(run_dir, ignore_errors=True)
+        _launch_build(run_dir)
+    check_tiny_base.cache_clear()
+    check_tiny_base(run_dir / "final")
+    return run_dir / "final"
+
+
+EXPECTED_FILE = PROFILES_DIR / "tiny-base.expected.json"
+WEIGHTS = "model.safetensors"
+
+
+def weights_sha256(final: Path) -> str:
+    digest = hashlib.sha256()
+    with (final / WEIGHTS).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def expected_sha256(cache_key: str) -> str | None:
+    """The recorded sha256 of the base built from today's tiny-base config (None: none recorded)."""
+    if not EXPECTED_FILE.is_file():
+        return None
+    expected = json.loads(EXPECTED_FILE.read_text(encoding="utf-8"))
+    return expected["sha256"] if expected.get("cache_key") == cache_key else None
+
+
+@functools.cache
+def check_tiny_base(final: Path) -> bool | None:
+    """Whether the built base's weights are the recorded ones (None: no hash recorded for this config).
+    A mismatch is one warning per process, naming both hashes and what it means."""
+    expected = expected_sha256(final.parent.name)
+    if expected is None:
+        logger.info("no expected hash is recorded for %s (a changed tiny-base config); not checked", final)
+        return None
+    found = weights_sha256(final)
+    if found != expected:
+        logger.warning(
+            "the tiny base in %s is not the published one: its weights' sha256 is %s, expected %s (%s). "
+            "It was built with other library versions or on a CPU without AVX2, or changed since, so "
+            "results from it will not match the committed results/; `mr1 base --rebuild` builds it again",
+            final,
+            found,
+            expected,
+            EXPECTED_FILE.name,
         )
-        first = next(iter(configs.values()))
-        return run_training(
-            first,
-            base_model=resolve_model(first.model.name_or_path, first),
-            output_dir=run_dir,
-            resume=True,
-            train_examples=examples,
-            describe=f"tiny-base warm-up (sft on {'+'.join(configs)})",
-        )
+    return found == expected
+
+
+def record_expected(final: Path, build_seconds: float | None = None) -> Path:
+    """Write EXPECTED_FILE for the base in `final` (maintainers, after changing the tiny-base config)."""
+    import torch
+    import transformers
+
+    record = {
+        "cache_key": final.parent.name,
+        "sha256": weights_sha256(final),
+        "file": WEIGHTS,
+        "command": "mr1 base --rebuild --record",
+        "built_with": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "env": PINNED_ENV,
+        },
+        "build_seconds": build_seconds,
+    }
+    EXPECTED_FILE.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    check_tiny_base.cache_clear()
+    return EXPECTED_FILE
 
 
 NAMED_MODELS.add(

@@ -322,8 +322,8 @@ def test_help_is_honest(capsys):
     assert (
         "rl.kl = {'name': 'constant', 'beta': 0.02}\n" in out and "    default {}; set by key=value\n" in out
     )
-    assert "rl.max_completion_length = 64\n" in out
-    assert "    default 512; set by task geometry: defaults for profile tiny\n" in out
+    assert "rl.max_completion_length = 112\n" in out
+    assert "    default 512; set by profile tiny: base\n" in out
 
 
 def test_contact_sheet_format_follows_the_suffix(tmp_path):

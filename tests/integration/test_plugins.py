@@ -71,7 +71,7 @@ def colour_task():
 def test_a_third_task_gets_its_defaults_from_its_own_file(colour_task):
     grpo_d = load_config(method="grpo-d", task="colour")
     assert grpo_d.rl.kl == {"name": "dynamic", "beta_min": 0.01, "beta_max": 0.03, "explore_frac": 0.3}
-    assert grpo_d.data.train == "synthetic:colour-train-400" and grpo_d.data.train_limit == 0
+    assert grpo_d.data.train == "synthetic:colour-train-1280" and grpo_d.data.train_limit == 0
     assert load_config(method="grpo", task="colour").rl.kl == {"name": "constant", "beta": 0.02}
 
 

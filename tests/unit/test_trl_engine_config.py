@@ -4,6 +4,7 @@ field, the LR schedule against mr1's, the metric names, and the β TRL is built 
 from __future__ import annotations
 
 import doctest
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -101,13 +102,15 @@ def test_trl_accepts_every_mapped_field():
 def test_tiny_profile_mapping():
     cfg = load_config(method="grpo-d", task="counting", profile="tiny")
     kwargs = grpo_config_kwargs(cfg, output_dir="o", total_steps=40, beta=0.1)
-    assert (kwargs["per_device_train_batch_size"], kwargs["gradient_accumulation_steps"]) == (64, 1)
+    # 32 prompts × G = 8 per step in micro-batches of 16 prompts: 128 completions, accumulated twice
+    assert (kwargs["per_device_train_batch_size"], kwargs["gradient_accumulation_steps"]) == (128, 2)
     assert (kwargs["learning_rate"], kwargs["lr_scheduler_type"], kwargs["top_k"]) == (
         1e-4,
         "constant_with_warmup",
         0,
     )
-    assert kwargs["max_completion_length"] == 48 and kwargs["activation_checkpointing"] is False
+    assert kwargs["max_completion_length"] == 112 and kwargs["activation_checkpointing"] is False
+    assert kwargs["warmup_steps"] == 4  # documents it; the trainer steps mr1's schedule (create_scheduler)
 
 
 def test_loss_aggregation_vllm_and_fixed_length_mapping():
@@ -139,12 +142,18 @@ def test_uneven_batches_are_refused_in_one_line():
 
 
 @pytest.mark.parametrize("name", ["constant", "linear", "cosine"])
-def test_lr_schedule_equals_mr1s_at_every_step(name):
-    """Without warm-up (every GRPO profile), transformers' schedule by the mapped name gives mr1's LR at
-    every step; with warm-up the ramps differ (s/w against (s+1)/(w+1)), which the mapping documents."""
+@pytest.mark.parametrize("warmup_ratio", [0.0, 0.1])
+def test_lr_schedule_equals_mr1s_at_every_step(name, warmup_ratio):
+    """The TRL engine's trainer steps at mr1's learning rate at every step, warm-up included. Without
+    warm-up, transformers' own schedule by the mapped name agrees too; with it, it does not (its ramp
+    is s/w from 0, mr1's (s+1)/(w+1)), which is why the trainer builds mr1's."""
+    pytest.importorskip("trl")
     from transformers import get_scheduler
 
-    cfg = load_config(method="grpo", task="counting", overrides=[f"train.lr_scheduler={name}"])
+    from mr1cli.training.engines.trl_trainer import Mr1GRPOTrainer
+
+    overrides = [f"train.lr_scheduler={name}", f"train.warmup_ratio={warmup_ratio}"]
+    cfg = load_config(method="grpo", task="counting", overrides=overrides)
     steps = 37
 
     def lrs(make) -> list[float]:
@@ -157,12 +166,17 @@ def test_lr_schedule_equals_mr1s_at_every_step(name):
             scheduler.step()
         return values
 
-    hf_name = trl_mapping.LR_SCHEDULERS[name]
-    hf = lrs(lambda o: get_scheduler(hf_name, o, num_warmup_steps=0, num_training_steps=steps))
+    def trl_engine(optimizer):
+        trainer = SimpleNamespace(lr_scheduler=None, optimizer=optimizer, mr1_config=cfg)
+        return Mr1GRPOTrainer.create_scheduler(trainer, steps)
+
     ours = lrs(lambda o: build_lr_scheduler(o, cfg.train, steps))
-    assert hf == pytest.approx(ours, rel=1e-12, abs=1e-18)
-    warm = lrs(lambda o: get_scheduler(hf_name, o, num_warmup_steps=4, num_training_steps=steps))
-    assert warm[0] == 0.0  # HF starts its warm-up at 0; mr1 at 1/(w+1) of the peak
+    assert lrs(trl_engine) == ours
+    warmup = int(warmup_ratio * steps)
+    hf_name = trl_mapping.LR_SCHEDULERS[name]
+    hf = lrs(lambda o: get_scheduler(hf_name, o, num_warmup_steps=warmup, num_training_steps=steps))
+    assert (hf == pytest.approx(ours, rel=1e-12, abs=1e-18)) == (warmup == 0)
+    assert warmup == 0 or (hf[0], ours[0]) == (0.0, pytest.approx(1e-4 / (warmup + 1)))
 
 
 @pytest.mark.parametrize(
@@ -242,7 +256,8 @@ def test_mr1_metric_names_for_a_trl_step():
     row = step_row(logs, record, cfg)
     assert row["reward/accuracy"] == 0.625 and row["reward/format"] == 0.875 and row["reward/mean"] == 1.5
     assert row["kl/beta"] == 0.07 and row["kl/mean"] == 0.003 and row["loss/total"] == 0.25
-    assert row["completion/tokens"] == 20.0 * 64 and row["perf/gen_tokens_per_s"] == 640.0
+    rollouts = cfg.train.prompts_per_step * cfg.rl.num_generations
+    assert row["completion/tokens"] == 20.0 * rollouts and row["perf/gen_tokens_per_s"] == 640.0
     assert row["train/zero_adv_groups"] == 0.25 and row["train/skipped"] == 0.0
     skipped = step_row({"loss": 0.0, "reward": 0.0}, StepRecord(beta=0.05, skipped=True), cfg)
     assert skipped["kl/beta"] == 0.05 and skipped["train/skipped"] == 1.0 and skipped["kl/mean"] == 0.0

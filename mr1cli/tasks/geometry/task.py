@@ -62,7 +62,6 @@ class Geometry(Task):
     in_tiny_base = True
     kl_defaults = {"constant": {"beta": 0.01}, "dynamic": {"beta_min": 0.0, "beta_max": 0.02}}
     config_defaults = {
-        "tiny": {"rl": {"max_completion_length": 64}, "eval": {"max_new_tokens": 64}},
         "paper": {"data": {"train": R1V_TRAIN, "test": R1V_TEST, "image_root": "data/geoqa"}},
     }
 

@@ -1,6 +1,6 @@
 """TRL's GRPOTrainer with the few things mr1's contract adds, each by overriding one TRL method:
 the prompt-length refusal, the skip of all-zero-advantage steps, the β each loss actually used, and
-the generation time and tokens of the step. Everything else (sampling, rewards, advantages, loss,
+the generation time and tokens of the step, and mr1's learning-rate schedule. Everything else (sampling, rewards, advantages, loss,
 optimizer, checkpoints) is TRL's own code."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from trl import GRPOTrainer
 
 from mr1cli.config import RunConfig
 from mr1cli.core.errors import ConfigError
+from mr1cli.training.steps import build_lr_scheduler
 
 
 @dataclass
@@ -33,6 +34,14 @@ class Mr1GRPOTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         self.mr1_config = mr1_config
         self.step_record = StepRecord()
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        """mr1's schedule (training/steps.py), so both engines step at the same learning rate, warm-up
+        included: transformers' warm-up ramps s/w from 0 (a first step at lr 0), mr1's (s+1)/(w+1)."""
+        if self.lr_scheduler is None:
+            optimizer = optimizer or self.optimizer
+            self.lr_scheduler = build_lr_scheduler(optimizer, self.mr1_config.train, num_training_steps)
+        return self.lr_scheduler
 
     def _tokenize_prompts(self, prompts: list) -> Any:
         """As mr1's engine: a prompt over rl.max_prompt_length tokens is refused, never cut (TRL ≥ 1 has
