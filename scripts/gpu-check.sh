@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mr1's GPU check (README: "Before a GPU run … GPU check"): what only a GPU can tell, in under
+# mr1's GPU check (docs/gpus.md: "Before a GPU run … GPU check"): what only a GPU can tell, in under
 # 8 minutes on one H100 or H200, written to results/gpu/<device>.json and .md. Sections, in order
 # (mr1cli/bench/gpu_sections.py):
 #   precision      one SFT step at lr 1e-6 with model.dtype=bfloat16 changes as many weights as float32

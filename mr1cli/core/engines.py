@@ -46,7 +46,7 @@ class EngineSpec:
 
 
 def _trl_refusals(cfg: Any) -> str | None:
-    """Settings the TRL engine would silently change, refused instead (README "Engines")."""
+    """Settings the TRL engine would silently change, refused instead (docs/gpus.md, "Engines")."""
     if cfg.train.report_to:
         return (
             "train.report_to is not supported with train.engine=trl yet (metrics.jsonl holds every "

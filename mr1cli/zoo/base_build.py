@@ -1,6 +1,6 @@
 """Build the tiny base bit for bit the same on every machine, whatever its threads or CPU.
 
-Three things change the weights of one and the same build (measured; README "Models"):
+Three things change the weights of one and the same build (measured; docs/data-and-models.md, "Models"):
 - **threads**: torch splits reductions and matrix products over its threads, so 1 and 2 threads
   round differently;
 - **CPU kernels**: torch picks AVX2 or AVX-512 kernels at start-up (ATEN_CPU_CAPABILITY), MKL its

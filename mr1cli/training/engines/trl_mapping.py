@@ -41,7 +41,7 @@ def _hf_generation(rl: Any, forbidden: Sequence[int]) -> dict[str, Any]:
 
 def _vllm_generation(rl: Any, forbidden: Sequence[int]) -> dict[str, Any]:
     # vLLM's SamplingParams has no suppress_tokens; a pretrained Qwen2-VL does not sample its vision
-    # markers, so they are left unsuppressed there (README, "Engines").
+    # markers, so they are left unsuppressed there (docs/gpus.md, "Engines").
     return {"min_tokens": rl.min_completion_length} if rl.min_completion_length else {}
 
 
