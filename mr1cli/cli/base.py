@@ -11,7 +11,7 @@ from mr1cli.training.progress import log_to_console
 
 console = Console(stderr=True)
 BASE_EPILOG = (
-    "Examples:\n\n    mr1 base              # build once (about 15 min on 2 cores) or reuse, and check the hash\n\n"
+    "Examples:\n\n    mr1 base              # build once (10–17 min on 2 cores) or reuse, and check the hash\n\n"
     "    mr1 base --rebuild    # delete the cached base and build it again"
 )
 

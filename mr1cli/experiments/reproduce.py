@@ -111,6 +111,10 @@ def write_results(
             }
         )
     atomic_write_text(curves / "index.jsonl", "".join(json.dumps(row) + "\n" for row in index))
+    planned_names = {row["run"] for row in index}
+    for stale in curves.glob("*.jsonl"):  # copies from runs no longer planned (a changed spec or profile)
+        if stale.name != "index.jsonl" and stale.stem not in planned_names:
+            stale.unlink()  # the run itself stays in its run directory
     rows = [{"experiment": name, **record} for record in records]
     atomic_write_text(out / "records.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
     atomic_write_text(out / "spec.json", json.dumps(spec, indent=1))

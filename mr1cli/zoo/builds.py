@@ -157,7 +157,7 @@ def ensure_tiny_base() -> Path:
         with build_lock(run_dir.name):
             if not RunDir(run_dir).is_done():  # another job may have built it while we waited
                 logger.info(
-                    "building the tiny base model once into %s (about 13 min on 2 idle cores; progress and "
+                    "building the tiny base model once into %s (10–17 min on 2 cores; progress and "
                     "ETA below); later runs reuse it",
                     run_dir,
                 )

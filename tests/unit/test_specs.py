@@ -53,3 +53,26 @@ def test_the_report_and_its_figures_are_checked():
     ):
         check_spec(spec(figures=["fig7_cross_tsk"]), "x.yaml")
     assert check_spec(spec(figures=["fig7_cross_task"]), "x.yaml")["figures"] == ["fig7_cross_task"]
+
+
+def test_results_keep_only_the_curves_of_planned_runs(tmp_path, monkeypatch):
+    """A rerun under a changed profile or spec drops the curve copies of runs it no longer plans (the
+    runs themselves stay in their run directories); the planned runs' curves are written fresh."""
+    import json
+
+    from mr1cli.config_loading import load_config
+    from mr1cli.experiments import reproduce
+    from mr1cli.experiments.specs import PlannedRun
+
+    cfg = load_config(method="grpo-d", task="counting", profile="tiny")
+    run_dir = tmp_path / "runs" / cfg.run_name()
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text('{"step": 1}\n')
+    monkeypatch.setattr(reproduce, "default_run_dir", lambda config: tmp_path / "runs" / config.run_name())
+    curves = tmp_path / "results" / "exp3-same-task" / "curves"
+    curves.mkdir(parents=True)
+    (curves / "grpo-d-counting-0123456789ab.jsonl").write_text('{"step": 1}\n')  # an earlier profile's run
+    planned = [PlannedRun("same-task", "grpo-d", "counting", 0, {}, ("counting",), cfg)]
+    reproduce.write_results("exp3-same-task", {}, planned, [], tmp_path / "results")
+    assert {f.name for f in curves.iterdir()} == {"index.jsonl", f"{cfg.run_name()}.jsonl"}
+    assert json.loads((curves / "index.jsonl").read_text())["run"] == cfg.run_name()
