@@ -2,10 +2,10 @@
 
 The samples use the rollout sampler (`rl.sampler`) with `rl.temperature`, `rl.top_p` and `rl.top_k`
 and the evaluation's token cap. The mr1 sampler draws each example's completions from that
-example's own seed (the sample seed and its position), so a rerun draws the same completions
-whatever `eval.batch_size`; the transformers sampler draws from the batch's seed (same batch size,
-same completions). Scoring and the
-statistics (pass@k, majority@k, mean sampled accuracy) are in `core/sampled_stats.py`.
+example's own seed (the sample seed and its position), the transformers sampler from the batch's;
+a rerun with the same settings (`eval.batch_size` included: batching changes float rounding) draws
+the same completions. Scoring and the statistics (pass@k, majority@k, mean sampled accuracy) are in
+`core/sampled_stats.py`.
 """
 
 from __future__ import annotations

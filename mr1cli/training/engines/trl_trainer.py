@@ -1,7 +1,7 @@
 """TRL's GRPOTrainer with the few things mr1's contract adds, each by overriding one TRL method:
-the prompt-length refusal, the skip of all-zero-advantage steps, the β each loss actually used, and
-the generation time and tokens of the step, and mr1's learning-rate schedule. Everything else (sampling, rewards, advantages, loss,
-optimizer, checkpoints) is TRL's own code."""
+the prompt-length refusal, the skip of all-zero-advantage steps, the β each loss actually used, the
+generation time and tokens of the step, and mr1's learning-rate schedule. Everything else
+(sampling, rewards, advantages, loss, optimizer, checkpoints) is TRL's own code."""
 
 from __future__ import annotations
 
