@@ -32,6 +32,7 @@ from mr1cli.training.engines.trl_mapping import build_grpo_config, world_size
 from mr1cli.training.loop import LoopHooks, StopRequest
 from mr1cli.training.progress import TrainingProgress
 from mr1cli.training.run_dir import RunDir
+from mr1cli.training.train import evaluations_for, run_start
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,6 @@ def train_with_trl(
 ) -> Path:
     """The TRL engine: train (or resume, or reuse) the run in `run` and return its final/ folder."""
     from mr1cli.training.engines.trl_callbacks import BetaSchedule, RunLog
-    from mr1cli.training.train import evaluations_for, run_start
 
     checkpoint, examples, steps = run_start(cfg, run, resume, train_examples, resume_checkpoint)
     start = int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
