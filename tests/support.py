@@ -17,6 +17,8 @@ from PIL import Image, ImageDraw
 from mr1cli.config import RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.data.example import Example, ImageRef
+from mr1cli.models.batching import chat_prompt, encode_prompts
+from mr1cli.models.loading import LoadedModel, load_model
 from mr1cli.training import run_training
 from mr1cli.training.run_dir import RunDir
 
@@ -219,3 +221,17 @@ def sigint_as_at_a_terminal() -> None:
     (`nohup make test &`) ignores SIGINT for it, the child inherits that, and Python then installs no
     KeyboardInterrupt handler, so the signal would be lost whatever mr1 does."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def three_padded_prompts(model_dir: Path) -> tuple[LoadedModel, dict]:
+    """`model_dir` loaded on CPU and a processor batch of three image prompts of different lengths
+    (so the shorter ones are left-padded), each with its own red rectangle."""
+    loaded = load_model(str(model_dir), device="cpu")
+    images = []
+    for k in range(3):
+        image = Image.new("RGB", (112, 112), "white")
+        ImageDraw.Draw(image).rectangle([10 * k, 10, 40 + 10 * k, 60], fill="red")
+        images.append(image)
+    texts = ["How many items are there?", "Count the red cubes.", "How many different items are there in it?"]
+    prompts = [chat_prompt(loaded.processor, text) for text in texts]
+    return loaded, encode_prompts(loaded.processor, prompts, images)

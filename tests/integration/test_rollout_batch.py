@@ -7,12 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 from accelerate import Accelerator
-from PIL import Image, ImageDraw
-from support import tiny_grpo_config
+from support import three_padded_prompts, tiny_grpo_config
 
 from mr1cli.data.for_config import load_examples
-from mr1cli.models.batching import Decoding, chat_prompt, encode_prompts, split_prompts, stack_prompts
-from mr1cli.models.loading import load_model
+from mr1cli.models.batching import Decoding, split_prompts, stack_prompts
 from mr1cli.models.sampling import sample_completions
 from mr1cli.training.recipes.grpo import GRPORecipe
 from mr1cli.training.rollouts import Sampled, micro_batches
@@ -21,15 +19,7 @@ from mr1cli.training.steps import step_indices
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
-    loaded = load_model(str(tiny_model_dir), device="cpu")
-    images = []
-    for k in range(3):
-        image = Image.new("RGB", (112, 112), "white")
-        ImageDraw.Draw(image).rectangle([10 * k, 10, 40 + 10 * k, 60], fill="red")
-        images.append(image)
-    texts = ["How many items are there?", "Count the red cubes.", "How many different items are there in it?"]
-    prompts = [chat_prompt(loaded.processor, text) for text in texts]  # different lengths: left padding
-    return loaded, encode_prompts(loaded.processor, prompts, images)
+    return three_padded_prompts(tiny_model_dir)
 
 
 def test_split_then_stack_gives_back_the_processor_batch(tiny):

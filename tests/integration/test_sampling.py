@@ -6,6 +6,7 @@ from functools import partial
 
 import pytest
 import torch
+from support import three_padded_prompts
 from transformers.generation.logits_process import (
     TemperatureLogitsWarper,
     TopKLogitsWarper,
@@ -16,12 +17,9 @@ from mr1cli.core.grpo_loss import grpo_loss
 from mr1cli.models.batching import (
     Decoding,
     append_completions,
-    chat_prompt,
-    encode_prompts,
     generate,
     sequence_log_probs,
 )
-from mr1cli.models.loading import load_model
 from mr1cli.models.sampling import draw, filter_logits, sample_completions
 from mr1cli.models.shared_prompt import grouped_log_probs
 
@@ -40,17 +38,7 @@ def test_filter_logits_matches_transformers_warpers(top_k, top_p):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
-    loaded = load_model(str(tiny_model_dir), device="cpu")
-    from PIL import Image, ImageDraw
-
-    images = []
-    for k in range(3):
-        image = Image.new("RGB", (112, 112), "white")
-        ImageDraw.Draw(image).rectangle([10 * k, 10, 40 + 10 * k, 60], fill="red")
-        images.append(image)
-    texts = ["How many items are there?", "Count the red cubes.", "How many different items are there in it?"]
-    prompts = [chat_prompt(loaded.processor, text) for text in texts]  # different lengths: left padding
-    return loaded, encode_prompts(loaded.processor, prompts, images)
+    return three_padded_prompts(tiny_model_dir)
 
 
 def test_sampler_log_probs_equal_a_teacher_forced_forward(tiny):
