@@ -3,12 +3,16 @@ ignored), and the report a spec names is the registered module that writes its t
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
 from mr1cli.config import EXPERIMENTS_DIR
+from mr1cli.config_loading import load_config
 from mr1cli.core.errors import ConfigError
-from mr1cli.experiments.specs import check_spec, list_experiments, load_spec
+from mr1cli.experiments import reproduce
+from mr1cli.experiments.specs import PlannedRun, check_spec, list_experiments, load_spec
 from mr1cli.reporting.reports import REPORTS
 
 
@@ -58,12 +62,6 @@ def test_the_report_and_its_figures_are_checked():
 def test_results_keep_only_the_curves_of_planned_runs(tmp_path, monkeypatch):
     """A rerun under a changed profile or spec drops the curve copies of runs it no longer plans (the
     runs themselves stay in their run directories); the planned runs' curves are written fresh."""
-    import json
-
-    from mr1cli.config_loading import load_config
-    from mr1cli.experiments import reproduce
-    from mr1cli.experiments.specs import PlannedRun
-
     cfg = load_config(method="grpo-d", task="counting", profile="tiny")
     run_dir = tmp_path / "runs" / cfg.run_name()
     run_dir.mkdir(parents=True)
