@@ -5,6 +5,8 @@ Layering, later wins: dataclass defaults → profile YAML (experiments/profiles/
 → the task's own defaults (its "*" layer, then its layer for the profile) → the profile's
 `by_task.<task>` → `by_method.<method>` → a `--config` YAML file → `key=value` overrides such as
 `rl.kl.beta=0.02` or `reward.weights.format=0`. A profile value may name the task as `{task}`.
+A profile may `extends: <parent>`: its sections are merged over the parent's, key by key, and the
+task defaults for the parent apply before its own.
 Unknown keys and values of the wrong type raise ConfigError naming the key.
 """
 
@@ -204,20 +206,65 @@ def _with_task(value: Any, task: str) -> Any:
     return value
 
 
-def profile_layers(profile: str, task: str, method: str) -> list[dict[str, Any]]:
-    """The profile's `base`, the task's own defaults, the profile's `by_task.<task>` and
-    `by_method.<method>` sections, in order."""
+PROFILE_SECTIONS = ("base", "by_task", "by_method", "launch")
+
+
+def _profile_file(profile: str) -> dict[str, Any]:
     path = profile_path(profile)
     content = _read_yaml(path, "profile")
-    unknown = set(content) - {"base", "by_task", "by_method", "description", "launch"}
+    unknown = set(content) - {*PROFILE_SECTIONS, "description", "extends"}
     if unknown:
         raise ConfigError(
-            f"{path}: unknown top-level section(s) {sorted(unknown)} (use base, by_task, by_method, launch)"
+            f"{path}: unknown top-level section(s) {sorted(unknown)} "
+            "(use base, by_task, by_method, launch, extends)"
         )
-    task_layers = [dict(layer) for layer in get_task(task).defaults_for(profile)]
+    parent = content.get("extends")
+    if parent is not None and (not isinstance(parent, str) or not parent):
+        raise ConfigError(f"{path}: extends: expected the name of another profile, got {parent!r}")
+    return content
+
+
+def profile_chain(profile: str) -> list[str]:
+    """The profile and the ones it extends, the root first.
+
+    >>> profile_chain("tiny")
+    ['tiny']
+    """
+    chain = [profile]
+    while (parent := _profile_file(chain[-1]).get("extends")) is not None:
+        if parent in chain:
+            raise ConfigError(
+                f"{profile_path(chain[-1])}: extends '{parent}', which extends it back "
+                f"({' → '.join([*chain, parent])})"
+            )
+        chain.append(parent)
+    return chain[::-1]
+
+
+def profile_content(profile: str) -> dict[str, Any]:
+    """The profile's sections (base, by_task, by_method, launch), merged over those of the profiles
+    it extends."""
+    merged: dict[str, Any] = {}
+    for name in profile_chain(profile):
+        content = _profile_file(name)
+        for section in PROFILE_SECTIONS:
+            if content.get(section):
+                merged[section] = _merge(merged.get(section) or {}, content[section])
+    return merged
+
+
+def profile_layers(profile: str, task: str, method: str) -> list[dict[str, Any]]:
+    """The profile's `base`, the task's "*" defaults, the task's defaults for the profile (and the
+    profiles it extends), the profile's `by_task.<task>` and `by_method.<method>` sections, in order."""
+    content = profile_content(profile)
+    defaults = get_task(task).config_defaults
+    for_profile: dict[str, Any] = {}
+    for name in profile_chain(profile):
+        for_profile = _merge(for_profile, dict(defaults.get(name, {})))
     return [
         _with_task(content.get("base") or {}, task),
-        *task_layers,
+        dict(defaults.get("*", {})),
+        for_profile,
         (content.get("by_task") or {}).get(task) or {},
         (content.get("by_method") or {}).get(method) or {},
     ]

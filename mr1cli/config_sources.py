@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from mr1cli.config import RunConfig
-from mr1cli.config_loading import profile_path
+from mr1cli.config_loading import profile_chain, profile_path
 
 _LINE = re.compile(r"^(?P<indent> *)(?P<key>[\w.-]+):(?P<value>[^#]*?)\s*(?:#\s*(?P<comment>.*))?$")
 _FLOW_KEY = re.compile(r"([\w.-]+)\s*:")
@@ -84,7 +84,9 @@ SHOWN_MEANINGS = {
 
 def annotated_config(cfg: RunConfig, profile: str, task: str, method: str) -> str:
     """The resolved config as YAML, each value a profile sets commented with its source (`--show-config`)."""
-    sources = profile_sources(profile_path(profile), task, method)
+    sources: dict[str, str] = {}
+    for name in profile_chain(profile):  # a profile's comments over those of the one it extends
+        sources |= profile_sources(profile_path(name), task, method)
     for key, meaning in SHOWN_MEANINGS.items():
         sources[key] = f"{sources[key]}; {meaning}" if key in sources else meaning
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)

@@ -215,7 +215,8 @@ def evaluate(
     "    mr1 reproduce exp1-format-reward --seeds 3\n\n"
     "    mr1 reproduce exp3-same-task --profile paper --jobs 4 --gpus-per-run 2\n\n"
     "    mr1 reproduce exp3-same-task --profile paper --engine trl --gpus-per-run 8   # TRL's GRPOTrainer\n\n"
-    "    mr1 reproduce all --profile paper --launcher slurm --slurm partition=gpu --slurm time=4:00:00"
+    "    mr1 reproduce all --profile paper --launcher slurm --slurm partition=gpu --slurm time=4:00:00\n\n"
+    "    mr1 reproduce all --profile tiny-long --results results/tiny-long   # from the long tiny base"
 )
 def reproduce(
     experiment: Annotated[
@@ -236,6 +237,10 @@ def reproduce(
     slurm: grid.Slurm = None,
     detach: grid.Detach = False,
     engine: grid.Engine = "",
+    results: Annotated[
+        Path,
+        typer.Option(help="folder for the tables, figures and summary.md (one profile's results per folder)"),
+    ] = Path("results"),
 ) -> None:
     """Run one of the paper's experiments (or all): train the grid, evaluate, write tables and figures."""
     from mr1cli.experiments.reproduce import reproduce as run_reproduce
@@ -249,6 +254,7 @@ def reproduce(
         profile=profile,
         seeds=seeds or 0,
         dry_run=dry_run,
+        results_root=results,
         launcher=launcher,
         options=options,
         engine=engine,

@@ -12,28 +12,37 @@ from mr1cli.training.progress import log_to_console
 console = Console(stderr=True)
 BASE_EPILOG = (
     "Examples:\n\n    mr1 base              # build once (10–17 min on 2 cores) or reuse, and check the hash\n\n"
-    "    mr1 base --rebuild    # delete the cached base and build it again"
+    "    mr1 base --rebuild    # delete the cached base and build it again\n\n"
+    "    mr1 base tiny-base-long   # the tiny-long profile's base: 8× the warm-up, about an hour on 2 cores"
 )
 
 
 def base(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="which tiny base: tiny-base (the tiny profile's) or tiny-base-long (tiny-long's)"
+        ),
+    ] = "tiny-base",
     rebuild: Annotated[bool, typer.Option(help="delete the cached tiny base and build it again")] = False,
     record: Annotated[
         bool,
-        typer.Option(
-            help="maintainers: write its hash as the expected one (after a tiny-base config change)"
-        ),
+        typer.Option(help="maintainers: write its hash as the expected one (after a change to its recipe)"),
     ] = False,
 ) -> None:
-    """Build (once) the tiny base the tiny profile starts from, and check its weights' sha256 against
-    the expected one (experiments/profiles/tiny-base.expected.json)."""
+    """Build (once) a tiny base, the model a tiny profile starts from, and check its weights' sha256
+    against the expected one (experiments/profiles/<name>.expected.json)."""
     import time
 
+    from mr1cli.core.errors import ConfigError
+    from mr1cli.core.registry import did_you_mean
     from mr1cli.zoo import builds
 
+    if name not in builds.TINY_BASES:
+        raise ConfigError(f"unknown tiny base '{name}'{did_you_mean(name, list(builds.TINY_BASES))}")
     log_to_console(console)
     started = time.monotonic()
-    final = builds.rebuild_tiny_base() if rebuild else builds.ensure_tiny_base()
+    final = builds.rebuild_tiny_base(name) if rebuild else builds.ensure_tiny_base(name)
     if record:
         console.print(
             f"wrote {builds.record_expected(final, time.monotonic() - started if rebuild else None)}"

@@ -61,6 +61,11 @@ EvalOverrides = Annotated[
     typer.Argument(help="config overrides as key=value, e.g. eval.batch_size=8 eval.max_new_tokens=128"),
 ]
 PLACEHOLDERS = "\n\nWords in <ANGLE_BRACKETS> are placeholders for your own paths."
-Profile = Annotated[str, typer.Option(help="tiny (embedded, CPU, offline) or paper (Qwen2-VL-2B, real data)")]
+Profile = Annotated[
+    str,
+    typer.Option(
+        help="tiny (embedded, CPU, offline), tiny-long (tiny from a longer-trained base) or paper (Qwen2-VL-2B, real data)"
+    ),
+]
 TASK_HELP = "a registered task, e.g. counting or geometry"  # the CLI starts without loading the tasks
 Task = Annotated[str, typer.Option(help=TASK_HELP)]

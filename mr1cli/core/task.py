@@ -73,10 +73,6 @@ class Task(ABC):
     def eval_prompt(self, question: str) -> str:
         return self.eval_template.format(question=question)
 
-    def defaults_for(self, profile: str) -> list[Mapping[str, Any]]:
-        """The config layers this task adds under `profile`: the "*" layer, then the profile's own."""
-        return [self.config_defaults.get("*", {}), self.config_defaults.get(profile, {})]
-
 
 @dataclass(frozen=True)
 class ScoringMode:

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mr1cli.core.errors import RunsFailed
+from mr1cli.core.errors import ConfigError, RunsFailed
 from mr1cli.experiments.launch.base import LaunchOptions
 from mr1cli.experiments.launch.devices import cpu_budget
 from mr1cli.experiments.launch.plugins import LAUNCHERS
@@ -186,6 +186,24 @@ def build_shared_models(units: list[Unit]) -> None:
             torch.set_num_threads(threads)
 
 
+def refuse_other_profiles(results_root: Path, names: list[str], profile: str) -> None:
+    """ConfigError if a results folder holds another profile's records: they would be overwritten,
+    and summary.md would mix the two profiles' experiments."""
+    for experiment in list_experiments():
+        records = results_root / experiment / "records.jsonl"
+        if not records.is_file():
+            continue
+        with records.open(encoding="utf-8") as lines:
+            first = json.loads(next(lines, "{}") or "{}")
+        found = first.get("profile")
+        if found and found != profile:
+            action = "overwrite" if experiment in names else "sit beside"
+            raise ConfigError(
+                f"{records} holds the {found} profile's results, which the {profile} profile's would "
+                f"{action}; give it its own folder with --results (e.g. --results results/{profile})"
+            )
+
+
 def reproduce(
     name: str,
     *,
@@ -203,6 +221,8 @@ def reproduce(
     console = Console(stderr=True)
     options = options or LaunchOptions()
     names = list_experiments() if name == "all" else [name]
+    if not dry_run:
+        refuse_other_profiles(results_root, names, profile)
     plans = {experiment: load_spec(experiment) for experiment in names}
     planned = {experiment: plan(spec, profile, seeds, engine) for experiment, spec in plans.items()}
     chosen = LAUNCHERS.get(launcher)(options) if launcher != "local" or options.jobs > 1 else None

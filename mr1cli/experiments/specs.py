@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from mr1cli.config import EXPERIMENTS_DIR, RunConfig
-from mr1cli.config_loading import load_config
+from mr1cli.config_loading import load_config, profile_chain
 from mr1cli.core.engines import ENGINES
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.methods import METHODS
@@ -112,31 +112,46 @@ def _eval_tasks(train_task: str, evaluate_on: str) -> tuple[str, ...]:
     return (train_task,) if evaluate_on == "same" else tuple(t for t in TASKS.names() if t != train_task)
 
 
-def _profile_values(values: list[Any] | dict[str, list[Any]], profile: str, key: str) -> list[Any]:
-    """A varied key's values: one list, or a list per profile (`{tiny: [...], "*": [...]}`, "*" for the
-    others), so a small profile can cut grid points that a large one keeps.
+def _for_profile(values: dict[str, Any], chain: list[str], default: Any = None) -> Any:
+    """The value a per-profile mapping gives the last profile of `chain` (a profile, then the ones it
+    extends; "*" for any other), or `default`.
 
-    >>> _profile_values({"tiny": [0, 1], "*": [0, 0.5, 1]}, "paper", "x"), _profile_values([1, 2], "tiny", "x")
+    >>> _for_profile({"tiny": 3, "*": 1}, ["tiny", "tiny-long"]), _for_profile({"tiny": 3}, ["paper"], 1)
+    (3, 1)
+    """
+    for name in (*reversed(chain), "*"):
+        if name in values:
+            return values[name]
+    return default
+
+
+def _profile_values(values: list[Any] | dict[str, list[Any]], chain: list[str], key: str) -> list[Any]:
+    """A varied key's values: one list, or a list per profile (`{tiny: [...], "*": [...]}`, "*" for the
+    others), so a small profile can cut grid points that a large one keeps. `chain`: the profile,
+    root first (`profile_chain`).
+
+    >>> _profile_values({"tiny": [0, 1], "*": [0, 0.5, 1]}, ["paper"], "x"), _profile_values([1, 2], ["tiny"], "x")
     ([0, 0.5, 1], [1, 2])
     """
     if not isinstance(values, dict):
         return list(values)
-    if profile in values or "*" in values:
-        return list(values.get(profile, values.get("*")))
-    raise ConfigError(f"vary.{key}: no values for profile '{profile}' (give a list for it or for \"*\")")
+    chosen = _for_profile(values, chain)
+    if chosen is None:
+        raise ConfigError(
+            f"vary.{key}: no values for profile '{chain[-1]}' (give a list for it or for \"*\")"
+        )
+    return list(chosen)
 
 
 def plan(spec: dict[str, Any], profile: str, seeds: int, engine: str = "") -> list[PlannedRun]:
     """Every (grid, method, task, setting, seed) of the spec, with its resolved config. `engine` (e.g.
     `trl`) trains the methods it supports (`train.engine`); the others stay on the config's engine."""
     trains = ENGINES.get(engine).recipes if engine else ()
-    profile_seeds = (spec.get("seeds") or {}).get(profile, 1)
-    seed_values = range(seeds or profile_seeds)
+    chain = profile_chain(profile)
+    seed_values = range(seeds or _for_profile(spec.get("seeds") or {}, chain, 1))
     runs: list[PlannedRun] = []
     for grid in spec["grids"]:
-        vary = {
-            key: _profile_values(values, profile, key) for key, values in (grid.get("vary") or {}).items()
-        }
+        vary = {key: _profile_values(values, chain, key) for key, values in (grid.get("vary") or {}).items()}
         fixed = [f"{k}={v}" for k, v in (grid.get("overrides") or {}).items()]
         for task in grid["tasks"]:
             eval_tasks = _eval_tasks(task, grid.get("evaluate_on", "same"))

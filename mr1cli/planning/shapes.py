@@ -182,7 +182,7 @@ for _name in ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-2B", "paper-shaped"):
     KNOWN_SHAPES.add(_name, QWEN2_VL_2B)
 for _name in ("Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2-VL-7B"):
     KNOWN_SHAPES.add(_name, QWEN2_VL_7B)
-for _name in ("tiny", "tiny-base"):
+for _name in ("tiny", "tiny-base", "tiny-base-long"):
     KNOWN_SHAPES.add(_name, TINY)
 
 

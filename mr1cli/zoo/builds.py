@@ -1,4 +1,5 @@
-"""Model names the profiles use: `tiny` (freshly built) and `tiny-base` (tiny, warmed up).
+"""Model names the profiles use: `tiny` (freshly built) and the tiny bases (tiny, warmed up):
+`tiny-base` (the tiny profile's) and `tiny-base-long` (the tiny-long profile's, 8× the warm-up).
 
 Resolving a name that is already built imports no torch (`mr1 status` resolves the base model);
 the builders import it when they build.
@@ -9,9 +10,11 @@ tiny models are built once into the per-user cache (MR1_CACHE, default ~/.cache/
 data/cache.py) and reused; a folder is only used once it is complete (each build writes
 atomically), and concurrent jobs wait for one build under a lock.
 
-The tiny base is built in pinned processes (`base_build.py`) so that every machine gets the same
-weights; their sha256 is checked against `experiments/profiles/tiny-base.expected.json` whenever the
-base is used, and a mismatch is said once, loudly. `mr1 base --rebuild` rebuilds it on request.
+A tiny base is built from its recipe, the SFT warm-up profile of the same name
+(`experiments/profiles/<name>.yaml`), in pinned processes (`base_build.py`) so that every machine
+gets the same weights; their sha256 is checked against `experiments/profiles/<name>.expected.json`
+whenever the base is used, and a mismatch is said once, loudly. `mr1 base [NAME] --rebuild`
+rebuilds one on request.
 """
 
 from __future__ import annotations
@@ -113,13 +116,18 @@ def ensure_tiny_model(image_size: int = 112) -> Path:
     return path
 
 
-def tiny_base_configs(overrides: tuple[str, ...] = ()) -> dict[str, RunConfig]:
-    """The tiny-base warm-up config of every tiny task (`{task}` in an override names the task)."""
+# The tiny bases: each is built from the SFT warm-up profile of its name, and registered below as a
+# model name (`model.name_or_path: tiny-base-long`).
+TINY_BASES = ("tiny-base", "tiny-base-long")
+
+
+def tiny_base_configs(overrides: tuple[str, ...] = (), base: str = "tiny-base") -> dict[str, RunConfig]:
+    """A tiny base's warm-up config for every tiny task (`{task}` in an override names the task)."""
     return {
         task: load_config(
             method="sft",
             task=task,
-            profile="tiny-base",
+            profile=base,
             overrides=[o.replace("{task}", task) for o in overrides],
         )
         for task in tiny_tasks()
@@ -144,47 +152,74 @@ def warmup_key(cfg: RunConfig) -> dict:
     }
 
 
-def tiny_base_dir() -> Path:
-    configs = tiny_base_configs()
+def tiny_base_dir(base: str = "tiny-base") -> Path:
+    """The cache folder of a tiny base: its name and a hash of what its warm-up reads."""
+    configs = tiny_base_configs(base=base)
     key = json.dumps({t: warmup_key(c) for t, c in configs.items()} | {"v": TINY_VERSION}, sort_keys=True)
-    return default_cache_dir() / "models" / f"tiny-base-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return default_cache_dir() / "models" / f"{base}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def ensure_tiny_base() -> Path:
-    """The tiny model warmed up on both tasks' warm-up splits (one SFT run), built once; final/."""
-    run_dir = tiny_base_dir()
+def _build_time(base: str) -> str:
+    """How long a build took when its hash was recorded, for the log line before a build."""
+    seconds = _expected_record(base).get("build_seconds")
+    return f"about {round(seconds / 60)} min on 2 cores when recorded" if seconds else "minutes to hours"
+
+
+def ensure_tiny_base(base: str = "tiny-base") -> Path:
+    """The tiny model warmed up on every tiny task's warm-up split (one SFT run), built once; final/."""
+    run_dir = tiny_base_dir(base)
     if not RunDir(run_dir).is_done():
         with build_lock(run_dir.name):
             if not RunDir(run_dir).is_done():  # another job may have built it while we waited
                 logger.info(
-                    "building the tiny base model once into %s (10–17 min on 2 cores; progress and "
-                    "ETA below); later runs reuse it",
+                    "building the tiny base %s once into %s (%s; progress and ETA below); later runs "
+                    "reuse it",
+                    base,
                     run_dir,
+                    _build_time(base),
                 )
-                _launch_build(run_dir)
+                _launch_build(run_dir, base)
     check_tiny_base(run_dir / "final")
     return run_dir / "final"
 
 
-def _launch_build(run_dir: Path) -> Path:
-    configs = tiny_base_configs()
+def _launch_build(run_dir: Path, base: str) -> Path:
+    configs = tiny_base_configs(base=base)
     first = next(iter(configs.values()))
     return launch_build(run_dir, configs, resolve_model(first.model.name_or_path, first))
 
 
-def rebuild_tiny_base() -> Path:
+def rebuild_tiny_base(base: str = "tiny-base") -> Path:
     """Delete the cached tiny base of today's config and build it again (`mr1 base --rebuild`)."""
-    run_dir = tiny_base_dir()
+    run_dir = tiny_base_dir(base)
     with build_lock(run_dir.name):
         shutil.rmtree(run_dir, ignore_errors=True)
-        _launch_build(run_dir)
+        _launch_build(run_dir, base)
     check_tiny_base.cache_clear()
     check_tiny_base(run_dir / "final")
     return run_dir / "final"
 
 
-EXPECTED_FILE = PROFILES_DIR / "tiny-base.expected.json"
+EXPECTED_DIR = PROFILES_DIR
 WEIGHTS = "model.safetensors"
+
+
+def expected_file(base: str) -> Path:
+    return EXPECTED_DIR / f"{base}.expected.json"
+
+
+def _expected_record(base: str) -> dict:
+    path = expected_file(base)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def base_of(cache_key: str) -> str:
+    """The tiny base a cache folder holds.
+
+    >>> base_of("tiny-base-7127f5f818f3"), base_of("tiny-base-long-0123456789ab")
+    ('tiny-base', 'tiny-base-long')
+    """
+    return cache_key.rsplit("-", 1)[0]
 
 
 def weights_sha256(final: Path) -> str:
@@ -196,11 +231,10 @@ def weights_sha256(final: Path) -> str:
 
 
 def expected_sha256(cache_key: str) -> str | None:
-    """The recorded sha256 of the base built from today's tiny-base config (None: none recorded)."""
-    if not EXPECTED_FILE.is_file():
-        return None
-    expected = json.loads(EXPECTED_FILE.read_text(encoding="utf-8"))
-    return expected["sha256"] if expected.get("cache_key") == cache_key else None
+    """The recorded sha256 of the base in the cache folder `cache_key` (None: none recorded for
+    today's config of that base)."""
+    record = _expected_record(base_of(cache_key))
+    return record["sha256"] if record.get("cache_key") == cache_key else None
 
 
 @functools.cache
@@ -214,19 +248,21 @@ def check_tiny_base(final: Path) -> bool | None:
     found = weights_sha256(final)
     if found != expected:
         logger.warning(
-            "the tiny base in %s is not the published one: its weights' sha256 is %s, expected %s (%s). "
+            "the tiny base in %s is not the recorded one: its weights' sha256 is %s, expected %s (%s). "
             "It was built with other library versions or on a CPU without AVX2, or changed since, so "
-            "results from it will not match the committed results/; `mr1 base --rebuild` builds it again",
+            "results from it will not match the committed results/; `mr1 base %s --rebuild` builds it "
+            "again",
             final,
             found,
             expected,
-            EXPECTED_FILE.name,
+            expected_file(base_of(final.parent.name)).name,
+            base_of(final.parent.name),
         )
     return found == expected
 
 
 def record_expected(final: Path, build_seconds: float | None = None) -> Path:
-    """Write EXPECTED_FILE for the base in `final` (maintainers, after changing the tiny-base config)."""
+    """Write the expected-hash file of the base in `final` (maintainers, after changing its recipe)."""
     import torch
     import transformers
 
@@ -234,7 +270,7 @@ def record_expected(final: Path, build_seconds: float | None = None) -> Path:
         "cache_key": final.parent.name,
         "sha256": weights_sha256(final),
         "file": WEIGHTS,
-        "command": "mr1 base --rebuild --record",
+        "command": f"mr1 base {base_of(final.parent.name)} --rebuild --record",
         "built_with": {
             "torch": torch.__version__,
             "transformers": transformers.__version__,
@@ -242,18 +278,24 @@ def record_expected(final: Path, build_seconds: float | None = None) -> Path:
         },
         "build_seconds": build_seconds,
     }
-    EXPECTED_FILE.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    path = expected_file(base_of(final.parent.name))
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     check_tiny_base.cache_clear()
-    return EXPECTED_FILE
+    return path
 
 
 NAMED_MODELS.add(
     "tiny",
     NamedModel(lambda cfg: ensure_tiny_model(_image_size(cfg)), lambda cfg: tiny_model_dir(_image_size(cfg))),
 )
-NAMED_MODELS.add(
-    "tiny-base", NamedModel(lambda cfg: ensure_tiny_base(), lambda cfg: tiny_base_dir() / "final")
-)
+for _base in TINY_BASES:
+    NAMED_MODELS.add(
+        _base,
+        NamedModel(
+            lambda cfg, base=_base: ensure_tiny_base(base),
+            lambda cfg, base=_base: tiny_base_dir(base) / "final",
+        ),
+    )
 
 
 def _paper_shaped(cfg: RunConfig | None) -> Path:

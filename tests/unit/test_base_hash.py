@@ -16,7 +16,7 @@ def built(tmp_path, monkeypatch):
     final.mkdir(parents=True)
     (final / "model.safetensors").write_bytes(b"weights")
     expected = tmp_path / "tiny-base.expected.json"
-    monkeypatch.setattr(builds, "EXPECTED_FILE", expected)
+    monkeypatch.setattr(builds, "EXPECTED_DIR", tmp_path)
     builds.check_tiny_base.cache_clear()
     yield final, expected
     builds.check_tiny_base.cache_clear()
@@ -38,7 +38,10 @@ def test_a_mismatch_is_one_warning_naming_both_hashes(built, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert found in warnings[0] and "ab" * 32 in warnings[0]
-    assert "will not match the committed results/" in warnings[0] and "mr1 base --rebuild" in warnings[0]
+    assert (
+        "will not match the committed results/" in warnings[0]
+        and "mr1 base tiny-base --rebuild" in warnings[0]
+    )
 
 
 def test_the_recorded_hash_passes_quietly(built, caplog):
@@ -57,8 +60,26 @@ def test_another_config_has_no_expected_hash(built, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_the_repository_records_the_hash_of_todays_base_config():
-    """The committed expected hash belongs to the tiny-base config in experiments/profiles."""
-    recorded = json.loads(builds.EXPECTED_FILE.read_text())
-    assert recorded["cache_key"] == builds.tiny_base_dir().name
+@pytest.mark.parametrize("base", builds.TINY_BASES)
+def test_the_repository_records_the_hash_of_each_base_config(base):
+    """Each tiny base's committed expected hash belongs to its recipe in experiments/profiles."""
+    recorded = json.loads(builds.expected_file(base).read_text())
+    assert recorded["cache_key"] == builds.tiny_base_dir(base).name
     assert len(recorded["sha256"]) == 64 and recorded["command"].startswith("mr1 base")
+    assert recorded["build_seconds"] > 0
+
+
+def test_the_long_bases_hash_is_checked_against_its_own_record(tmp_path, monkeypatch):
+    final = tmp_path / "tiny-base-long-0123456789ab" / "final"
+    final.mkdir(parents=True)
+    (final / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.setattr(builds, "EXPECTED_DIR", tmp_path)
+    record(tmp_path / "tiny-base.expected.json", final.parent.name, "ab" * 32)  # the other base's file
+    record(
+        tmp_path / "tiny-base-long.expected.json", final.parent.name, hashlib.sha256(b"weights").hexdigest()
+    )
+    builds.check_tiny_base.cache_clear()
+    try:
+        assert builds.check_tiny_base(final) is True
+    finally:
+        builds.check_tiny_base.cache_clear()

@@ -64,10 +64,11 @@ def test_help_version_config_figures_and_mistakes_start_without_torch(tmp_path):
             ["eval", "--task", "geometry", "--checkpoint", "tiny-base", "eval.batch_sise=2"],
             ["reproduce", "exp2-cross-tsk"],
             ["plan", "--method", "sft"],
+            ["base", "tiny-bse"],
         ],
         tmp_path,
     )
-    assert [(r["code"], r["heavy"]) for r in report] == [(0, [])] * 4 + [(2, [])] * 6, report
+    assert [(r["code"], r["heavy"]) for r in report] == [(0, [])] * 4 + [(2, [])] * 7, report
     first = [r["first"] for r in report]
     assert first[1] == f"mr1 {__version__}"
     assert first[4].startswith("error: unknown method 'grpo_d'")
@@ -75,6 +76,7 @@ def test_help_version_config_figures_and_mistakes_start_without_torch(tmp_path):
     assert first[6].startswith("error: unknown task 'countng'")
     assert first[7].startswith("error: unknown config key 'eval.batch_sise'")
     assert first[8].startswith("error: unknown experiment 'exp2-cross-tsk'")
+    assert first[10] == "error: unknown tiny base 'tiny-bse' (did you mean 'tiny-base'?)"
     assert (results / "exp2-cross-task" / "figures" / "fig7_cross_task.png").is_file()
 
 

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 
-from mr1cli.config_loading import profile_path
+from mr1cli.config_loading import profile_content
 from mr1cli.core.errors import ConfigError
 from mr1cli.experiments.launch.accelerate_cmd import worker_command
 from mr1cli.experiments.launch.base import (
@@ -48,8 +47,7 @@ ACTIVE = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUE
 
 def profile_slurm(profile: str) -> dict[str, Any]:
     """The profile's `launch: {slurm: {...}}` section ({} without one)."""
-    launch = (yaml.safe_load(profile_path(profile).read_text(encoding="utf-8")) or {}).get("launch") or {}
-    return launch.get("slurm") or {}
+    return (profile_content(profile).get("launch") or {}).get("slurm") or {}
 
 
 def unit_gpus(settings: dict[str, str], options: LaunchOptions, unit: Unit) -> int:
