@@ -148,7 +148,10 @@ def train(
 def evaluate(
     task: Task,
     checkpoint: Annotated[
-        str | None, typer.Option(help="checkpoint folder, finished run directory, hub id, tiny or tiny-base")
+        str | None,
+        typer.Option(
+            help="checkpoint folder, finished run directory, hub id, tiny, tiny-base or tiny-base-long"
+        ),
     ] = None,
     profile: Annotated[
         str | None,

@@ -113,8 +113,8 @@ def _eval_tasks(train_task: str, evaluate_on: str) -> tuple[str, ...]:
 
 
 def _for_profile(values: dict[str, Any], chain: list[str], default: Any = None) -> Any:
-    """The value a per-profile mapping gives the last profile of `chain` (a profile, then the ones it
-    extends; "*" for any other), or `default`.
+    """The value a per-profile mapping (`{tiny: 3, "*": 1}`) gives a profile: its own entry, else that
+    of the nearest profile it extends, else "*", else `default`. `chain`: root first (`profile_chain`).
 
     >>> _for_profile({"tiny": 3, "*": 1}, ["tiny", "tiny-long"]), _for_profile({"tiny": 3}, ["paper"], 1)
     (3, 1)
