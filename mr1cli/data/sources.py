@@ -353,7 +353,13 @@ def _synthetic_file(source: str, task: str, cache_dir: Path, seed: int, image_si
         tmp_dir = out_dir.with_name(f".{name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp_dir, ignore_errors=True)
         written = synthetic.write_split(
-            data_task, split, n=n, seed=seed, out_dir=tmp_dir, image_size=image_size
+            data_task,
+            split,
+            n=n,
+            seed=seed,
+            out_dir=tmp_dir,
+            image_size=image_size,
+            progress=synthetic.logged_progress(source, n),
         )
         (tmp_dir / ".mr1-data-file").write_text(str(Path(written).relative_to(tmp_dir)), encoding="utf-8")
         try:

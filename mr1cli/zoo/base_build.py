@@ -141,7 +141,7 @@ def main(argv: list[str]) -> None:
     configs = {task: config_from_dict(values) for task, values in plan["configs"].items()}
     tasks = list(configs)
     logger.info(
-        "generating the warm-up sets (%s) on %d process(es), then training; the first lines come in 1–3 min",
+        "generating the warm-up sets (%s) on %d process(es), then training; the first process logs its progress",
         ", ".join(configs[t].data.warmup.replace("{task}", t) for t in tasks),
         state.num_processes,
     )
