@@ -5,7 +5,9 @@ A training run's time is the sum of the `perf/step_seconds` its metrics log reco
 own copy saved with the results (`results/<experiment>/curves/<run>.jsonl`, as the machine that
 wrote them measured it), else the median of the saved runs of the same method and task. An
 evaluation's time is the `timing.json` that `mr1 reproduce` writes beside each evaluation, median
-per task and set. Work with no measured time is counted and named, not estimated.
+per task and set. A tiny base not built yet counts the build time recorded with its hash
+(`experiments/profiles/<base>.expected.json`). Work with no measured time is counted and named, not
+estimated.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mr1cli.experiments.specs import PlannedRun
-from mr1cli.experiments.units import base_home, eval_dir, eval_splits
+from mr1cli.experiments.units import base_home, eval_config, eval_dir, eval_splits
 from mr1cli.training.progress import clock
 from mr1cli.training.run_dir import RunDir, default_run_dir
+from mr1cli.zoo.builds import recorded_build_seconds
 
 
 def _logged(path: Path) -> tuple[int, float]:
@@ -117,12 +120,16 @@ def plan_work(planned: list[PlannedRun], profile: str, results_root: Path) -> Wo
         task: base_home(profile, task) for run in planned if run.config is None for task in run.eval_tasks
     }
     measured = Measured.read(results_root, [*homes.values(), *(h for h, _ in bases.values() if h)])
-    work, seen = Work(), set()
+    work, seen, builds = Work(), set(), set()
     for run in planned:
         if run.config is None:
             home, built = bases[run.eval_tasks[0]]
             pending = _pending_evaluations(home, profile, run.eval_tasks, None)
             state = ("to evaluate" if built else "to build + eval") if pending else "done"
+            model = eval_config(profile, run.eval_tasks[0]).model.name_or_path
+            if not built and model not in builds:
+                work.add(recorded_build_seconds(model), "base model builds")
+                builds.add(model)
         else:
             home = homes[run.name]
             done_steps = _logged(RunDir(home).metrics_file)[0]

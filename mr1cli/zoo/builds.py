@@ -159,9 +159,15 @@ def tiny_base_dir(base: str = "tiny-base") -> Path:
     return default_cache_dir() / "models" / f"{base}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
+def recorded_build_seconds(name: str) -> float | None:
+    """How long the build of a tiny base took when its hash was recorded (None: not a tiny base, or
+    no time recorded)."""
+    return _expected_record(name).get("build_seconds") if name in TINY_BASES else None
+
+
 def _build_time(base: str) -> str:
     """How long a build took when its hash was recorded, for the log line before a build."""
-    seconds = _expected_record(base).get("build_seconds")
+    seconds = recorded_build_seconds(base)
     return f"about {round(seconds / 60)} min on 2 cores when recorded" if seconds else "minutes to hours"
 
 

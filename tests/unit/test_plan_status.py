@@ -4,10 +4,14 @@ left, from step times and evaluation times measured on earlier runs, never from 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import pytest
 from support import write_mini_experiment
 
+from mr1cli.config import PROFILES_DIR
 from mr1cli.experiments.plan_status import plan_work
 from mr1cli.experiments.specs import load_spec, plan
 from mr1cli.experiments.units import base_home, eval_dir
@@ -58,3 +62,22 @@ def test_work_without_measured_times_is_counted_not_guessed(planned, tmp_path):
     assert work.states == ["to evaluate", "to train", "to train"]
     assert work.seconds == 0 and dict(work.untimed) == {"evaluations": 3, "training runs": 2}
     assert work.summary() == "estimate: not counted, no time measured yet: 3 evaluations, 2 training runs"
+
+
+def test_a_tiny_base_to_build_counts_the_build_time_recorded_with_its_hash(planned, tmp_path, monkeypatch):
+    profiles = Path(os.environ["MR1_PROFILES_DIR"])
+    for recipe in ("tiny-base", "tiny-base-long"):
+        shutil.copy(PROFILES_DIR / f"{recipe}.yaml", profiles)
+    (profiles / "mini-long.yaml").write_text(
+        "extends: mini\nbase:\n  model: {name_or_path: tiny-base-long}\n"
+    )
+    monkeypatch.setenv("MR1_CACHE", str(tmp_path / "empty-cache"))
+    recorded = json.loads((PROFILES_DIR / "tiny-base-long.expected.json").read_text())["build_seconds"]
+
+    work = plan_work(
+        plan(load_spec("exp3-same-task"), "mini-long", seeds=1), "mini-long", tmp_path / "results"
+    )
+
+    assert work.states == ["to build + eval", "to train", "to train"]
+    assert work.seconds == recorded == 3516  # 58 min 36 s, once for the base, not per evaluation
+    assert dict(work.untimed) == {"evaluations": 3, "training runs": 2}
