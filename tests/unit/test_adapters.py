@@ -310,14 +310,16 @@ def test_hub_dataset_rows_keep_images_encoded(monkeypatch):
 def test_synthetic_source_is_generated_once_into_the_cache(tmp_path, monkeypatch):
     calls = []
 
-    def write_split(task, split, *, n, seed, out_dir, image_size=112):
+    def write_split(task, split, *, n, seed, out_dir, image_size=112, progress=None):
         calls.append((task, split, n, seed, image_size))
         return superclevr_test(out_dir, counts=list(range(n)), sizes=[(image_size, image_size)] * n)
 
     monkeypatch.setitem(
         sys.modules,
         "mr1cli.data.synthetic",
-        types.SimpleNamespace(write_split=write_split, GENERATOR_VERSION=2),
+        types.SimpleNamespace(
+            write_split=write_split, GENERATOR_VERSION=2, logged_progress=lambda source, n: None
+        ),
     )
     for _ in range(2):
         split = load_split("synthetic:counting-test-3", task="counting", cache_dir=tmp_path, synthetic_seed=7)

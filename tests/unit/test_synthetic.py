@@ -395,20 +395,3 @@ def test_the_tiny_counting_set_is_balanced_on_request(tmp_path, monkeypatch):
 def test_balancing_without_a_limit_is_refused():
     with pytest.raises(ConfigError, match=r"data\.balance_answers needs data\.train_limit"):
         load_config(method="grpo", task="geometry", overrides=["data.balance_answers=true"])
-
-
-def test_drawing_a_large_set_logs_its_progress_every_tenth(tmp_path: Path, monkeypatch, caplog) -> None:
-    import logging
-
-    from mr1cli.data import synthetic
-    from mr1cli.data.sources import load_split
-
-    monkeypatch.setattr(synthetic, "PROGRESS_FROM", 20)
-    with caplog.at_level(logging.INFO, logger="mr1cli.data.synthetic"):
-        load_split("synthetic:counting-warmup-19", task="counting", cache_dir=tmp_path)  # under the threshold
-        load_split("synthetic:counting-warmup-20", task="counting", cache_dir=tmp_path)
-    lines = [r.getMessage() for r in caplog.records if r.name == "mr1cli.data.synthetic"]
-    assert [line.split(",")[0] for line in lines] == [
-        f"drawing synthetic:counting-warmup-20: {k}/20 ({5 * k} %)" for k in range(2, 21, 2)
-    ]
-    assert lines[-1].endswith("examples/s, 0:00 left")
