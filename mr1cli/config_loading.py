@@ -224,42 +224,52 @@ def _profile_file(profile: str) -> dict[str, Any]:
     return content
 
 
+def _profile_files(profile: str) -> list[tuple[str, dict[str, Any]]]:
+    """The profile and the ones it extends, root first, each with its file's content (read once)."""
+    files = [(profile, _profile_file(profile))]
+    while (parent := files[-1][1].get("extends")) is not None:
+        chain = [name for name, _ in files]
+        if parent in chain:
+            raise ConfigError(
+                f"{profile_path(chain[-1])}: extends '{parent}', which extends it back "
+                f"({' → '.join([*chain, parent])})"
+            )
+        files.append((parent, _profile_file(parent)))
+    return files[::-1]
+
+
 def profile_chain(profile: str) -> list[str]:
     """The profile and the ones it extends, the root first.
 
     >>> profile_chain("tiny")
     ['tiny']
     """
-    chain = [profile]
-    while (parent := _profile_file(chain[-1]).get("extends")) is not None:
-        if parent in chain:
-            raise ConfigError(
-                f"{profile_path(chain[-1])}: extends '{parent}', which extends it back "
-                f"({' → '.join([*chain, parent])})"
-            )
-        chain.append(parent)
-    return chain[::-1]
+    return [name for name, _ in _profile_files(profile)]
 
 
-def profile_content(profile: str) -> dict[str, Any]:
-    """The profile's sections (base, by_task, by_method, launch), merged over those of the profiles
-    it extends."""
+def _merged_sections(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for name in profile_chain(profile):
-        content = _profile_file(name)
+    for _, content in files:
         for section in PROFILE_SECTIONS:
             if content.get(section):
                 merged[section] = _merge(merged.get(section) or {}, content[section])
     return merged
 
 
+def profile_content(profile: str) -> dict[str, Any]:
+    """The profile's sections (base, by_task, by_method, launch), merged over those of the profiles
+    it extends."""
+    return _merged_sections(_profile_files(profile))
+
+
 def profile_layers(profile: str, task: str, method: str) -> list[dict[str, Any]]:
     """The profile's `base`, the task's "*" defaults, the task's defaults for the profile (and the
     profiles it extends), the profile's `by_task.<task>` and `by_method.<method>` sections, in order."""
-    content = profile_content(profile)
+    files = _profile_files(profile)
+    content = _merged_sections(files)
     defaults = get_task(task).config_defaults
     for_profile: dict[str, Any] = {}
-    for name in profile_chain(profile):
+    for name, _ in files:
         for_profile = _merge(for_profile, dict(defaults.get(name, {})))
     return [
         _with_task(content.get("base") or {}, task),

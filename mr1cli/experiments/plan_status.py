@@ -126,8 +126,8 @@ def plan_work(planned: list[PlannedRun], profile: str, results_root: Path) -> Wo
             home, built = bases[run.eval_tasks[0]]
             pending = _pending_evaluations(home, profile, run.eval_tasks, None)
             state = ("to evaluate" if built else "to build + eval") if pending else "done"
-            model = eval_config(profile, run.eval_tasks[0]).model.name_or_path
-            if not built and model not in builds:
+            model = None if built else eval_config(profile, run.eval_tasks[0]).model.name_or_path
+            if model is not None and model not in builds:
                 work.add(recorded_build_seconds(model), "base model builds")
                 builds.add(model)
         else:

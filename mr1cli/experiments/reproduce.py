@@ -34,6 +34,7 @@ from mr1cli.experiments.units import (
 )
 from mr1cli.files import atomic_write_text
 from mr1cli.reporting.figures import write_report
+from mr1cli.reporting.reports import experiments_with_results
 from mr1cli.reporting.summary import write_summary
 from mr1cli.training.run_dir import default_run_dir
 from mr1cli.zoo.builds import resolve_model
@@ -189,10 +190,8 @@ def build_shared_models(units: list[Unit]) -> None:
 def refuse_other_profiles(results_root: Path, names: list[str], profile: str) -> None:
     """ConfigError if a results folder holds another profile's records: they would be overwritten,
     and summary.md would mix the two profiles' experiments."""
-    for experiment in list_experiments():
+    for experiment in experiments_with_results(results_root):
         records = results_root / experiment / "records.jsonl"
-        if not records.is_file():
-            continue
         with records.open(encoding="utf-8") as lines:
             first = json.loads(next(lines, "{}") or "{}")
         found = first.get("profile")

@@ -116,9 +116,11 @@ def ensure_tiny_model(image_size: int = 112) -> Path:
     return path
 
 
-# The tiny bases: each is built from the SFT warm-up profile of its name, and registered below as a
-# model name (`model.name_or_path: tiny-base-long`).
-TINY_BASES = ("tiny-base", "tiny-base-long")
+# The tiny bases, each with the SFT warm-up profile it is built from (experiments/profiles/<name>.yaml),
+# and each registered below as a model name (`model.name_or_path: tiny-base-long`).
+TINY_BASES: Registry[str] = Registry("tiny base")
+for _base in ("tiny-base", "tiny-base-long"):
+    TINY_BASES.add(_base, _base)
 
 
 def tiny_base_configs(overrides: tuple[str, ...] = (), base: str = "tiny-base") -> dict[str, RunConfig]:
@@ -127,7 +129,7 @@ def tiny_base_configs(overrides: tuple[str, ...] = (), base: str = "tiny-base") 
         task: load_config(
             method="sft",
             task=task,
-            profile=base,
+            profile=TINY_BASES.get(base),
             overrides=[o.replace("{task}", task) for o in overrides],
         )
         for task in tiny_tasks()
@@ -253,6 +255,7 @@ def check_tiny_base(final: Path) -> bool | None:
         return None
     found = weights_sha256(final)
     if found != expected:
+        base = base_of(final.parent.name)
         logger.warning(
             "the tiny base in %s is not the recorded one: its weights' sha256 is %s, expected %s (%s). "
             "It was built with other library versions or on a CPU without AVX2, or changed since, so "
@@ -261,8 +264,8 @@ def check_tiny_base(final: Path) -> bool | None:
             final,
             found,
             expected,
-            expected_file(base_of(final.parent.name)).name,
-            base_of(final.parent.name),
+            expected_file(base).name,
+            base,
         )
     return found == expected
 
