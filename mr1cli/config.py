@@ -19,6 +19,9 @@ from mr1cli.core.errors import ConfigError
 # The repository's experiments/ folder: profiles, experiment specs and the paper's numbers.
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 PROFILES_DIR = EXPERIMENTS_DIR / "profiles"
+# The tiny bases: each is built from its recipe, experiments/profiles/<name>.yaml, and checked against
+# <name>.expected.json. The one list that the model names (zoo/builds.py) and the planner's shapes read.
+TINY_BASE_NAMES = ("tiny-base", "tiny-base-long", "tiny-base-longer")
 
 
 def _f(default: Any, help: str) -> Any:

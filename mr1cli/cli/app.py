@@ -150,7 +150,7 @@ def evaluate(
     checkpoint: Annotated[
         str | None,
         typer.Option(
-            help="checkpoint folder, finished run directory, hub id, tiny, tiny-base or tiny-base-long"
+            help="checkpoint folder, finished run directory, hub id, tiny, or a tiny base: tiny-base, tiny-base-long or tiny-base-longer"
         ),
     ] = None,
     profile: Annotated[

@@ -13,7 +13,8 @@ console = Console(stderr=True)
 BASE_EPILOG = (
     "Examples:\n\n    mr1 base              # build once (10–17 min on 2 cores) or reuse, and check the hash\n\n"
     "    mr1 base --rebuild    # delete the cached base and build it again\n\n"
-    "    mr1 base tiny-base-long   # the tiny-long profile's base: 8× the warm-up, about an hour on 2 cores"
+    "    mr1 base tiny-base-long   # the tiny-long profile's base: 8× the warm-up, about an hour on 2 cores\n\n"
+    "    mr1 base tiny-base-longer   # 16× the warm-up, about two hours on 2 cores"
 )
 
 
@@ -21,7 +22,7 @@ def base(
     name: Annotated[
         str,
         typer.Argument(
-            help="which tiny base: tiny-base (the tiny profile's) or tiny-base-long (tiny-long's)"
+            help="which tiny base: tiny-base (the tiny profile's), tiny-base-long (tiny-long's) or tiny-base-longer"
         ),
     ] = "tiny-base",
     rebuild: Annotated[bool, typer.Option(help="delete the cached tiny base and build it again")] = False,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mr1cli.config import TINY_BASE_NAMES
 from mr1cli.core.errors import ConfigError
 from mr1cli.core.registry import Registry
 
@@ -182,7 +183,7 @@ for _name in ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-2B", "paper-shaped"):
     KNOWN_SHAPES.add(_name, QWEN2_VL_2B)
 for _name in ("Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2-VL-7B"):
     KNOWN_SHAPES.add(_name, QWEN2_VL_7B)
-for _name in ("tiny", "tiny-base", "tiny-base-long"):
+for _name in ("tiny", *TINY_BASE_NAMES):
     KNOWN_SHAPES.add(_name, TINY)
 
 

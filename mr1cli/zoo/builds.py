@@ -1,5 +1,6 @@
 """Model names the profiles use: `tiny` (freshly built) and the tiny bases (tiny, warmed up):
-`tiny-base` (the tiny profile's) and `tiny-base-long` (the tiny-long profile's, 8× the warm-up).
+`tiny-base` (the tiny profile's), `tiny-base-long` (the tiny-long profile's, 8× the warm-up) and
+`tiny-base-longer` (16× the warm-up).
 
 Resolving a name that is already built imports no torch (`mr1 status` resolves the base model);
 the builders import it when they build.
@@ -28,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mr1cli.config import PROFILES_DIR, UNSCORED_TRAIN_KEYS, RunConfig
+from mr1cli.config import PROFILES_DIR, TINY_BASE_NAMES, UNSCORED_TRAIN_KEYS, RunConfig
 from mr1cli.config_loading import load_config
 from mr1cli.core.registry import Registry
 from mr1cli.data.cache import build_lock, default_cache_dir
@@ -119,7 +120,7 @@ def ensure_tiny_model(image_size: int = 112) -> Path:
 # The tiny bases, each with the SFT warm-up profile it is built from (experiments/profiles/<name>.yaml),
 # and each registered below as a model name (`model.name_or_path: tiny-base-long`).
 TINY_BASES: Registry[str] = Registry("tiny base")
-for _base in ("tiny-base", "tiny-base-long"):
+for _base in TINY_BASE_NAMES:
     TINY_BASES.add(_base, _base)
 
 

@@ -1,5 +1,5 @@
-"""A profile may extend another (`extends: <parent>`): tiny-long is the tiny profile from the long
-tiny base, and nothing else; a child's values win key by key; a loop or a bad parent is refused."""
+"""A profile may extend another (`extends: <parent>`): tiny-long and tiny-longer are the tiny profile
+from the long and the longer tiny base, and nothing else; a child's values win key by key; a loop or a bad parent is refused."""
 
 import shutil
 
@@ -25,25 +25,29 @@ def flat(values, prefix=""):
 
 @pytest.mark.parametrize("method", ["sft", "grpo", "grpo-d"])
 @pytest.mark.parametrize("task", ["counting", "geometry"])
-def test_tiny_long_is_tiny_from_the_long_base(method, task):
+@pytest.mark.parametrize(
+    ("profile", "base"), [("tiny-long", "tiny-base-long"), ("tiny-longer", "tiny-base-longer")]
+)
+def test_tiny_long_is_tiny_from_the_long_base(method, task, profile, base):
     tiny = flat(load_config(method=method, task=task, profile="tiny").to_dict())
-    long = flat(load_config(method=method, task=task, profile="tiny-long").to_dict())
+    long = flat(load_config(method=method, task=task, profile=profile).to_dict())
     changed = {key: (tiny[key], long[key]) for key in tiny if tiny[key] != long[key]}
     assert changed == {
-        "profile": ("tiny", "tiny-long"),
-        "model.name_or_path": ("tiny-base", "tiny-base-long"),
+        "profile": ("tiny", profile),
+        "model.name_or_path": ("tiny-base", base),
     }
 
 
-def test_the_long_base_recipe_is_the_base_recipe_with_8x_the_warmup():
-    base = flat(load_config(method="sft", task="counting", profile="tiny-base").to_dict())
-    long = flat(load_config(method="sft", task="counting", profile="tiny-base-long").to_dict())
-    changed = {key: (base[key], long[key]) for key in base if base[key] != long[key]}
+@pytest.mark.parametrize(("base", "scenes"), [("tiny-base-long", 163840), ("tiny-base-longer", 327680)])
+def test_the_long_base_recipes_are_the_base_recipe_with_a_longer_warmup(base, scenes):
+    short = flat(load_config(method="sft", task="counting", profile="tiny-base").to_dict())
+    long = flat(load_config(method="sft", task="counting", profile=base).to_dict())
+    changed = {key: (short[key], long[key]) for key in short if short[key] != long[key]}
     assert changed == {
-        "profile": ("tiny-base", "tiny-base-long"),
-        "data.warmup": ("synthetic:counting-warmup-20480", "synthetic:counting-warmup-163840"),
+        "profile": ("tiny-base", base),
+        "data.warmup": ("synthetic:counting-warmup-20480", f"synthetic:counting-warmup-{scenes}"),
     }
-    assert profile_chain("tiny-base-long") == ["tiny-base", "tiny-base-long"]
+    assert profile_chain(base) == ["tiny-base", base]
 
 
 def test_tiny_long_plans_the_tiny_grid_with_its_seeds():
