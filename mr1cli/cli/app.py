@@ -30,6 +30,7 @@ from mr1cli.cli.options import (
 )
 from mr1cli.cli.options import at_least as _at_least
 from mr1cli.cli.paths import input_dir, input_file, output_dir
+from mr1cli.config import TINY_BASE_NAMES
 from mr1cli.core.errors import ConfigError, Mr1Error
 from mr1cli.training.progress import log_to_console
 
@@ -150,7 +151,7 @@ def evaluate(
     checkpoint: Annotated[
         str | None,
         typer.Option(
-            help="checkpoint folder, finished run directory, hub id, tiny, or a tiny base: tiny-base, tiny-base-long or tiny-base-longer"
+            help=f"checkpoint folder, finished run directory, hub id, tiny, or a tiny base: {', '.join(TINY_BASE_NAMES)}"
         ),
     ] = None,
     profile: Annotated[

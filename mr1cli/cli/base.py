@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mr1cli.config import TINY_BASE_NAMES
 from mr1cli.training.progress import log_to_console
 
 console = Console(stderr=True)
@@ -22,7 +23,7 @@ def base(
     name: Annotated[
         str,
         typer.Argument(
-            help="which tiny base: tiny-base (the tiny profile's), tiny-base-long (tiny-long's) or tiny-base-longer"
+            help=f"which tiny base: {', '.join(TINY_BASE_NAMES)} (recipes: experiments/profiles/<name>.yaml)"
         ),
     ] = "tiny-base",
     rebuild: Annotated[bool, typer.Option(help="delete the cached tiny base and build it again")] = False,
