@@ -157,7 +157,8 @@ def evaluate(
     profile: Annotated[
         str | None,
         typer.Option(
-            help="tiny or paper (default: a run directory's own profile, else tiny)", show_default=False
+            help="a profile, as for mr1 train (default: a run directory's own profile, else tiny)",
+            show_default=False,
         ),
     ] = None,
     split: Annotated[

@@ -61,11 +61,10 @@ EvalOverrides = Annotated[
     typer.Argument(help="config overrides as key=value, e.g. eval.batch_size=8 eval.max_new_tokens=128"),
 ]
 PLACEHOLDERS = "\n\nWords in <ANGLE_BRACKETS> are placeholders for your own paths."
-Profile = Annotated[
-    str,
-    typer.Option(
-        help="tiny (embedded, CPU, offline), tiny-long (tiny from a longer-trained base) or paper (Qwen2-VL-2B, real data)"
-    ),
-]
+PROFILE_HELP = (
+    "tiny (embedded, CPU, offline), tiny-long or tiny-longer (tiny from a longer-trained base, built once"
+    " with mr1 base), paper (Qwen2-VL-2B, real data), or your own <name>.yaml in $MR1_PROFILES_DIR"
+)
+Profile = Annotated[str, typer.Option(help=PROFILE_HELP)]
 TASK_HELP = "a registered task, e.g. counting or geometry"  # the CLI starts without loading the tasks
 Task = Annotated[str, typer.Option(help=TASK_HELP)]
