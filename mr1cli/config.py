@@ -95,6 +95,11 @@ class DataConfig:
         "unshifted held-out set from the training distribution (tiny profile: synthetic:<task>-heldout-<n>);"
         " evaluated beside data.test, and its first data.probe_size examples are the training probe",
     )
+    validation: str = _f(
+        "",
+        "validation set for choosing settings (`mr1 eval --split validation`), disjoint from the reported"
+        " sets; not used by training (tiny profile: synthetic:<task>-heldout-2000[1000:2000])",
+    )
     probe_size: int = _f(
         0,
         "examples of data.heldout scored greedily (probe/accuracy) before training, every train.probe_every"
@@ -364,6 +369,7 @@ class RunConfig:
         for key in UNSCORED_TRAIN_KEYS:
             content["train"].pop(key)
         content["data"].pop("skip_bad")
+        content["data"].pop("validation")  # read only by `mr1 eval --split validation`
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 

@@ -142,6 +142,7 @@ def train(
     epilog="Examples:\n\n"
     "    mr1 eval --checkpoint tiny-base --task counting --limit 50\n\n"
     "    mr1 eval --checkpoint tiny-base --task counting --split heldout --samples 8   # + pass@k, majority@8\n\n"
+    "    mr1 eval --checkpoint <RUN_DIR> --task counting --split validation   # the set settings are chosen on\n\n"
     "    mr1 eval --checkpoint <RUN_DIR> --task geometry   # a run from `mr1 train`, scored with its own config\n\n"
     "    mr1 eval --checkpoint Qwen/Qwen2-VL-2B-Instruct --task geometry --profile paper --limit 100\n\n"
     "    mr1 eval --rescore <SAVED_COMPLETIONS.json> --task geometry --scoring strict" + PLACEHOLDERS,
@@ -162,7 +163,10 @@ def evaluate(
         ),
     ] = None,
     split: Annotated[
-        str, typer.Option(help="which data set of the profile to evaluate on: test, heldout or train")
+        str,
+        typer.Option(
+            help="which data set of the profile to evaluate on: test, heldout, validation (for choosing settings) or train"
+        ),
     ] = "test",
     limit: Annotated[int, typer.Option(help="evaluate on the first N examples (0 = all)")] = 0,
     output: Annotated[

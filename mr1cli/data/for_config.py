@@ -16,11 +16,16 @@ logger = logging.getLogger(__name__)
 
 def load_examples(cfg: RunConfig, which: str, task: str | None = None, limit: int = 0) -> list[Example]:
     """The first `limit` examples (0: data.train_limit or data.test_limit, else all) of `data.<which>`
-    (train, test, heldout or warmup) for the run's task (or `task`)."""
+    (train, test, heldout, validation or warmup) for the run's task (or `task`)."""
     d = cfg.data
     source = getattr(d, which)
     if not source:
-        raise ConfigError(f"data.{which} is not set for profile '{cfg.profile}' and task '{cfg.task}'")
+        hint = (
+            f" (e.g. data.validation=synthetic:{cfg.task}-heldout-2000[1000:2000])"
+            if which == "validation"
+            else ""
+        )
+        raise ConfigError(f"data.{which} is not set for profile '{cfg.profile}' and task '{cfg.task}'{hint}")
     limit = limit or {"train": d.train_limit, "test": d.test_limit}.get(which, 0) or None
     balance = which == "train" and d.balance_answers and limit
     loaded = load_split(

@@ -10,6 +10,9 @@ Sources:
   (default `train`), read from the local Hugging Face cache;
 - `synthetic:<task>-<split>[-<n>]`, e.g. `synthetic:counting-test-200`, generated once into the cache.
 
+Any source may end in a row range, `[start:stop]` (0-based, stop excluded, as in Python):
+`synthetic:counting-heldout-2000[1000:2000]` keeps the examples 1,001-2,000 (`data/row_range.py`).
+
 Rows are numbered from 1 in every error message (a jsonl row number is its line number).
 """
 
@@ -31,6 +34,7 @@ from mr1cli.data.adapters import WHOLE_ROW, RowError, RowOrigin, detect_schema, 
 from mr1cli.data.cache import default_cache_dir
 from mr1cli.data.example import Example
 from mr1cli.data.json_rows import Row, json_rows
+from mr1cli.data.row_range import rows_to_read, split_row_range
 from mr1cli.hub import hub_host, hub_usable, probe_failed
 from mr1cli.tasks import get_task
 
@@ -92,6 +96,8 @@ def load_split(
     task_obj = get_task(task)
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be at least 1, got {limit}")
+    named, (source, rows) = source, split_row_range(source)
+    limit = rows_to_read(rows, limit)
     if source.startswith("synthetic:"):
         path = _synthetic_file(
             source, task, cache_dir or default_cache_dir(), synthetic_seed, synthetic_image_size
@@ -136,6 +142,10 @@ def load_split(
                 break
         if limit is not None and len(examples) >= limit:
             break
+    if rows is not None:
+        if len(examples) <= rows.start:
+            raise DataError(f"{named}: the range starts past the source's {len(examples)} usable examples")
+        examples, origins = examples[rows.start :], origins[rows.start :]
     if not examples:
         first = f"; first: {reasons[0]}" if reasons else ""
         raise DataError(f"{source}: no usable rows ({skipped} skipped{first})")
@@ -146,7 +156,7 @@ def load_split(
             "%s: %d ground truth(s) are not mathematical values (e.g. %s); kept as text, scored by exact match",
             *(source, kinds["text"], ", ".join(map(repr, texts[:3]))),
         )
-    return LoadedSplit(examples, skipped, reasons, source, local, origins, dict(kinds.most_common()))
+    return LoadedSplit(examples, skipped, reasons, named, local, origins, dict(kinds.most_common()))
 
 
 def _split_local(source: str) -> tuple[Path | None, str | None]:

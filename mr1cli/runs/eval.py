@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 logger = logging.getLogger(__name__)
-EVAL_SPLITS = ("test", "heldout", "train")
+EVAL_SPLITS = ("test", "heldout", "validation", "train")
 
 
 def summary_lines(summary: dict) -> list[str]:
@@ -244,8 +244,8 @@ def run_eval_command(
     extra = [f"eval.scoring={scoring}"] if scoring else []
     if sampling.k and rescore is not None:
         raise ConfigError("--samples draws new completions from a model; it does not combine with --rescore")
-    if limit and split == "heldout":
-        raise ConfigError("--limit works with --split test or train; the held-out set is evaluated whole")
+    if limit and split in ("heldout", "validation"):
+        raise ConfigError(f"--limit works with --split test or train; the {split} set is evaluated whole")
     if limit:
         extra.append(f"data.{'test' if split == 'test' else 'train'}_limit={limit}")
     run_config = find_run_config(checkpoint) if checkpoint and rescore is None else None
