@@ -11,12 +11,6 @@ from mr1cli.core.errors import ConfigError, DataError
 from mr1cli.data.sources import load_split
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MR1_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def ids(source, **kwargs):
     loaded = load_split(source, task="counting", synthetic_image_size=32, **kwargs)
     return [example.id for example in loaded.examples]

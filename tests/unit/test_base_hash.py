@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from mr1cli.planning.shapes import KNOWN_SHAPES, TINY
 from mr1cli.zoo import builds
 
 
@@ -87,6 +88,4 @@ def test_the_long_bases_hash_is_checked_against_its_own_record(tmp_path, monkeyp
 
 @pytest.mark.parametrize("base", builds.TINY_BASES)
 def test_the_planner_knows_each_bases_shape_without_building_it(base):
-    from mr1cli.planning.shapes import KNOWN_SHAPES, TINY
-
     assert KNOWN_SHAPES.get(base) == TINY

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from mr1cli.cli.options import PROFILE_HELP
 from mr1cli.config import PROFILES_DIR
 from mr1cli.config_loading import load_config, profile_chain
 from mr1cli.config_sources import annotated_config
@@ -111,8 +112,6 @@ def test_a_loop_or_a_bad_parent_is_refused(profiles):
 
 
 def test_the_profile_help_names_every_shipped_profile():
-    from mr1cli.cli.options import PROFILE_HELP
-
     shipped = {path.stem for path in PROFILES_DIR.glob("*.yaml") if not path.stem.startswith("tiny-base")}
     assert shipped == {"paper", "tiny", "tiny-long", "tiny-longer"}
     assert [name for name in sorted(shipped) if name not in PROFILE_HELP.replace(",", " ").split()] == []
